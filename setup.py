@@ -17,9 +17,12 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["electra_tf", "electra_tf.*"]),
+    packages=setuptools.find_packages(include=["electra_tf", "electra_tf.*"]) + [
+        "electra_tf.model_sizes"],
+    package_dir={"electra_tf.model_sizes": "model_sizes"},
     py_modules=SCRIPTS,
-    package_data={"electra_tf": ["resources/*", "resources/*/*", "model_sizes/*.json"]},
+    package_data={"electra_tf": ["resources/*", "resources/*/*"],
+                  "electra_tf.model_sizes": ["*.json"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",

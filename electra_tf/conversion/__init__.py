@@ -1,0 +1,1 @@
+"""Checkpoint conversion: reference TF1 checkpoints, Hugging Face, SavedModel."""

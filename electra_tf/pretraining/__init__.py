@@ -1,0 +1,1 @@
+"""ELECTRA / masked-LM pre-training: config, in-graph masking, the objective, the input pipeline."""

@@ -283,8 +283,11 @@ class FullTokenizer:
     return self._fast
 
   def _vocab_list(self):
-    """Vocabulary as an id-ordered list; shadowed duplicates get unmatchable placeholders."""
-    tokens = [f"\x00unused{i}" for i in range(self.vocab_size)]
+    """Vocabulary as an id-ordered list; shadowed duplicates get unmatchable placeholders.
+
+    A placeholder contains a space, and words never do after pre-tokenization.
+    """
+    tokens = [f"[shadowed duplicate {i}]" for i in range(self.vocab_size)]
     for token, index in self.vocab.items():
       tokens[index] = token
     return tokens
@@ -357,7 +360,7 @@ class GraphTokenizer(tf.Module):
     self.strip_accents = tokenizer.strip_accents
     self.is_sentencepiece = tokenizer.is_sentencepiece
     if self.is_sentencepiece:
-      self._sp = tf_text.SentencepieceTokenizer(model=tokenizer._sp_model_proto, out_type=tf.int64)
+      self._sp = tf_text.SentencepieceTokenizer(model=tokenizer._sp_model_proto, out_type=tf.int32)
       return
     self._wordpiece = tf_text.FastWordpieceTokenizer(
         vocab=tokenizer._vocab_list(), token_out_type=tf.int64, unknown_token="[UNK]",
@@ -373,7 +376,7 @@ class GraphTokenizer(tf.Module):
     if self.is_sentencepiece:
       if self.do_lower_case:
         texts = tf.strings.lower(texts, encoding="utf-8")
-      return self._sp.tokenize(texts)
+      return tf.cast(self._sp.tokenize(texts), tf.int64)
     texts = tf.strings.regex_replace(
         texts, "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\p{Cf}\\x{fffd}]", "")
     if self.do_lower_case:

@@ -1,0 +1,18 @@
+"""Keras 3 building blocks of BERT/ELECTRA encoders and their output heads."""
+from electra_tf.modeling.config import EncoderConfig
+from electra_tf.modeling.embeddings import Embeddings
+from electra_tf.modeling.encoder import TransformerEncoder
+from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead, gather_positions
+from electra_tf.modeling.transformer import SelfAttention, TransformerBlock, get_activation
+
+__all__ = [
+    "DiscriminatorHead",
+    "Embeddings",
+    "EncoderConfig",
+    "MaskedLMHead",
+    "SelfAttention",
+    "TransformerBlock",
+    "TransformerEncoder",
+    "gather_positions",
+    "get_activation",
+]

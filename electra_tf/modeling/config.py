@@ -1,0 +1,69 @@
+"""Transformer encoder hyper-parameters, named as in BERT's `bert_config.json`."""
+import dataclasses
+import difflib
+import json
+from typing import Any, Dict, Optional
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+    """Hyper-parameters of a BERT/ELECTRA transformer encoder.
+
+    Field names match `bert_config.json` (and Hugging Face's `ElectraConfig`),
+    so Google's and Hugging Face's config files load without renaming.
+    `embedding_size=None` means "same as `hidden_size`" and is resolved on
+    construction, so `dataclasses.replace(config, hidden_size=...)` keeps the
+    embedding width, which is what ELECTRA's generator needs (it shares the
+    discriminator's embeddings).
+    """
+
+    vocab_size: int
+    embedding_size: Optional[int] = None
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+
+    def __post_init__(self):
+        if self.embedding_size is None:
+            self.embedding_size = self.hidden_size
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of "
+                f"num_attention_heads ({self.num_attention_heads})."
+            )
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "EncoderConfig":
+        """Builds a config; an unknown key raises and names the closest valid one."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"Unknown EncoderConfig key {key!r}.{hint} "
+                    f"Valid keys: {', '.join(names)}."
+                )
+        return cls(**values)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json_file(cls, path: str) -> "EncoderConfig":
+        with tf.io.gfile.GFile(path, "r") as f:
+            return cls.from_dict(json.load(f))
+
+    def to_json_file(self, path: str) -> None:
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

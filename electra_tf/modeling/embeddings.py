@@ -1,0 +1,114 @@
+"""BERT/ELECTRA input embeddings: word + position + token type, LayerNorm, dropout."""
+import keras
+import tensorflow as tf
+
+from electra_tf.modeling.config import EncoderConfig
+
+
+def truncated_normal(stddev: float) -> keras.initializers.Initializer:
+    """BERT's weight initializer (`create_initializer`): truncated at 2 stddev."""
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class Embeddings(keras.layers.Layer):
+    """Sums word, position and token-type embeddings, then LayerNorm and dropout.
+
+    One instance can be called by several encoders: ELECTRA's generator and
+    discriminator share these tables and the LayerNorm. `word_embeddings` is
+    public because the masked-LM output layer is tied to it.
+
+    Weights: `word_embeddings` [vocab, E], `position_embeddings` [max_pos, E],
+    `token_type_embeddings` [type_vocab, E], `layer_norm/{gamma,beta}` [E].
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        embedding_size,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        dropout_rate=0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.dropout_rate = dropout_rate
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
+        )
+        self.dropout = keras.layers.Dropout(
+            dropout_rate, dtype=self.dtype_policy, name="dropout"
+        )
+
+    @classmethod
+    def from_encoder_config(cls, config: EncoderConfig, **kwargs):
+        """The embeddings an encoder with `config` would make for itself."""
+        return cls(
+            vocab_size=config.vocab_size,
+            embedding_size=config.embedding_size,
+            max_position_embeddings=config.max_position_embeddings,
+            type_vocab_size=config.type_vocab_size,
+            initializer_range=config.initializer_range,
+            layer_norm_eps=config.layer_norm_eps,
+            dropout_rate=config.hidden_dropout_prob,
+            **kwargs,
+        )
+
+    def build(self, input_shape=None):
+        # Weight shapes do not depend on the input, so `build()` may be called
+        # with no argument to create the tables before any data is seen.
+        self.word_embeddings = self.add_weight(
+            shape=(self.vocab_size, self.embedding_size),
+            initializer=truncated_normal(self.initializer_range),
+            name="word_embeddings",
+        )
+        self.position_embeddings = self.add_weight(
+            shape=(self.max_position_embeddings, self.embedding_size),
+            initializer=truncated_normal(self.initializer_range),
+            name="position_embeddings",
+        )
+        self.token_type_embeddings = self.add_weight(
+            shape=(self.type_vocab_size, self.embedding_size),
+            initializer=truncated_normal(self.initializer_range),
+            name="token_type_embeddings",
+        )
+        self.layer_norm.build((None, None, self.embedding_size))
+        self.built = True
+
+    def call(self, input_ids, segment_ids=None, training=None):
+        # input_ids, segment_ids: [B, T] int; segment_ids=None means all zeros.
+        seq_length = input_ids.shape[1]
+        if seq_length is None:
+            seq_length = tf.shape(input_ids)[1]
+        embeddings = tf.gather(self.word_embeddings, input_ids)  # [B, T, E]
+        # Positions are 0..T-1 for every example: a slice, broadcast over B.
+        embeddings += self.position_embeddings[:seq_length][None]  # [1, T, E]
+        if segment_ids is None:
+            embeddings += self.token_type_embeddings[0]  # [E]
+        else:
+            embeddings += tf.gather(self.token_type_embeddings, segment_ids)
+        embeddings = self.layer_norm(embeddings)
+        return self.dropout(embeddings, training=training)  # [B, T, E]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocab_size": self.vocab_size,
+                "embedding_size": self.embedding_size,
+                "max_position_embeddings": self.max_position_embeddings,
+                "type_vocab_size": self.type_vocab_size,
+                "initializer_range": self.initializer_range,
+                "layer_norm_eps": self.layer_norm_eps,
+                "dropout_rate": self.dropout_rate,
+            }
+        )
+        return config

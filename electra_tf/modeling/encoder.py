@@ -1,0 +1,105 @@
+"""BERT/ELECTRA transformer encoder: embeddings, optional projection, blocks."""
+import keras
+
+from electra_tf.modeling.config import EncoderConfig
+from electra_tf.modeling.embeddings import Embeddings, truncated_normal
+from electra_tf.modeling.transformer import TransformerBlock
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class TransformerEncoder(keras.layers.Layer):
+    """The ELECTRA/BERT encoder (`electra/...` in the reference checkpoints).
+
+    Args:
+      config: an `EncoderConfig` (or its dict form).
+      embeddings: an `Embeddings` to use instead of making one, e.g. the
+        discriminator's, so that ELECTRA's generator shares it. Its width must
+        be `config.embedding_size`.
+
+    When the embedding width E differs from `hidden_size` H, a per-encoder
+    Dense `embeddings_project` (E -> H) follows the embeddings, as in ELECTRA
+    where generator and discriminator each have their own.
+
+    Weights: `embeddings/...` (see `Embeddings`), `embeddings_project/{kernel
+    [E, H], bias [H]}` when E != H, and `layer_{i}/...` (see `TransformerBlock`).
+
+    `call(inputs)` takes a dict of [B, T] int tensors `input_ids`, `input_mask`
+    (1 = real token) and `segment_ids` (the last two optional) and returns:
+      sequence_output: [B, T, H], the last layer's output.
+      pooled_output: [B, H], `sequence_output[:, 0]` (ELECTRA has no pooler).
+      embedding_output: [B, T, H], the input of the first block.
+      encoder_outputs: list of every block's output, [B, T, H] each.
+    """
+
+    def __init__(self, config, embeddings=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = EncoderConfig.from_dict(config)
+        self.config = config
+        if embeddings is None:
+            embeddings = Embeddings.from_encoder_config(
+                config, dtype=self.dtype_policy, name="embeddings"
+            )
+        elif embeddings.embedding_size != config.embedding_size:
+            raise ValueError(
+                f"The shared embeddings are {embeddings.embedding_size} wide but "
+                f"config.embedding_size is {config.embedding_size}."
+            )
+        self.embeddings = embeddings
+        self.embeddings_project = None
+        if config.embedding_size != config.hidden_size:
+            self.embeddings_project = keras.layers.Dense(
+                config.hidden_size,
+                kernel_initializer=truncated_normal(config.initializer_range),
+                dtype=self.dtype_policy,
+                name="embeddings_project",
+            )
+        self.blocks = [
+            TransformerBlock(
+                num_heads=config.num_attention_heads,
+                intermediate_size=config.intermediate_size,
+                activation=config.hidden_act,
+                dropout_rate=config.hidden_dropout_prob,
+                attention_dropout_rate=config.attention_probs_dropout_prob,
+                initializer_range=config.initializer_range,
+                layer_norm_eps=config.layer_norm_eps,
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i in range(config.num_hidden_layers)
+        ]
+
+    def build(self, inputs_shape=None):
+        # Shapes are known from the config; inputs_shape may be omitted.
+        if not self.embeddings.built:
+            self.embeddings.build()
+        if self.embeddings_project is not None:
+            self.embeddings_project.build((None, None, self.config.embedding_size))
+        for block in self.blocks:
+            block.build((None, None, self.config.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        input_mask = inputs.get("input_mask")
+        hidden_states = self.embeddings(
+            inputs["input_ids"], inputs.get("segment_ids"), training=training
+        )  # [B, T, E]
+        if self.embeddings_project is not None:
+            hidden_states = self.embeddings_project(hidden_states)  # [B, T, H]
+        embedding_output = hidden_states
+        encoder_outputs = []
+        for block in self.blocks:
+            hidden_states = block(hidden_states, input_mask=input_mask, training=training)
+            encoder_outputs.append(hidden_states)
+        return {
+            "sequence_output": hidden_states,
+            "pooled_output": hidden_states[:, 0],
+            "embedding_output": embedding_output,
+            "encoder_outputs": encoder_outputs,
+        }
+
+    def get_config(self):
+        # A shared `embeddings` is not serialized: `from_config` makes its own.
+        config = super().get_config()
+        config["config"] = self.config.to_dict()
+        return config

@@ -1,0 +1,154 @@
+"""ELECTRA output heads: replaced-token detection and (tied) masked LM."""
+import keras
+import tensorflow as tf
+
+from electra_tf.modeling.embeddings import truncated_normal
+from electra_tf.modeling.transformer import get_activation
+
+
+def gather_positions(sequence, positions):
+    """Picks `positions` [B, P] (int) out of `sequence` [B, T, D] -> [B, P, D].
+
+    Lets the MLM head compute vocabulary logits only at the masked positions.
+    """
+    return tf.gather(sequence, positions, batch_dims=1)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class DiscriminatorHead(keras.layers.Layer):
+    """Per-token "was this token replaced?" logits (`discriminator_predictions`).
+
+    Dense(H, activation) then Dense(1), with H the input width.
+    [B, T, H] -> float32 logits [B, T].
+
+    Weights: `dense/{kernel [H, H], bias [H]}`,
+    `dense_prediction/{kernel [H, 1], bias [1]}`.
+    """
+
+    def __init__(self, activation="gelu", initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activation
+        self.initializer_range = initializer_range
+
+    def build(self, input_shape):
+        # input_shape: [B, T, H]
+        hidden_size = input_shape[-1]
+        self.dense = keras.layers.Dense(
+            hidden_size,
+            activation=get_activation(self.activation),
+            kernel_initializer=truncated_normal(self.initializer_range),
+            dtype=self.dtype_policy,
+            name="dense",
+        )
+        self.dense_prediction = keras.layers.Dense(
+            1,
+            kernel_initializer=truncated_normal(self.initializer_range),
+            dtype=self.dtype_policy,
+            name="dense_prediction",
+        )
+        self.dense.build(input_shape)
+        self.dense_prediction.build(input_shape)
+        self.built = True
+
+    def call(self, sequence_output):
+        # sequence_output: [B, T, H]
+        logits = self.dense_prediction(self.dense(sequence_output))  # [B, T, 1]
+        return tf.cast(tf.squeeze(logits, -1), tf.float32)  # [B, T]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "activation": self.activation,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class MaskedLMHead(keras.layers.Layer):
+    """Vocabulary logits tied to the word embeddings (`generator_predictions`).
+
+    Dense(E, activation), LayerNorm, then `x @ word_embeddings^T + output_bias`.
+    [B, P, H] -> float32 logits [B, P, vocab]. Feed it `gather_positions(...)`
+    of the encoder output to score only masked positions.
+
+    Args:
+      embeddings: the `Embeddings` whose `word_embeddings` [vocab, E] are the
+        output weights; gradients of the head flow into that table.
+
+    Weights (besides the tied table): `dense/{kernel [H, E], bias [E]}`,
+    `layer_norm/{gamma,beta}` [E], `output_bias` [vocab] (kept in float32).
+    """
+
+    def __init__(
+        self,
+        embeddings,
+        activation="gelu",
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.embeddings = embeddings
+        self.activation = activation
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+
+    def build(self, input_shape):
+        # input_shape: [B, P, H]
+        embedding_size = self.embeddings.embedding_size
+        self.dense = keras.layers.Dense(
+            embedding_size,
+            activation=get_activation(self.activation),
+            kernel_initializer=truncated_normal(self.initializer_range),
+            dtype=self.dtype_policy,
+            name="dense",
+        )
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
+        )
+        self.dense.build(input_shape)
+        self.layer_norm.build(tuple(input_shape[:-1]) + (embedding_size,))
+        # Added to float32 logits, so it is never cast down.
+        self.output_bias = self.add_weight(
+            shape=(self.embeddings.vocab_size,),
+            initializer="zeros",
+            autocast=False,
+            name="output_bias",
+        )
+        if not self.embeddings.built:
+            self.embeddings.build()
+        self.built = True
+
+    def call(self, hidden_states):
+        # hidden_states: [B, P, H]
+        hidden_states = self.layer_norm(self.dense(hidden_states))  # [B, P, E]
+        # [B, P, E] x [V, E]^T; transpose_b avoids materializing the transpose.
+        logits = tf.matmul(
+            hidden_states, self.embeddings.word_embeddings, transpose_b=True
+        )  # [B, P, V]
+        return tf.cast(logits, tf.float32) + self.output_bias
+
+    def get_config(self):
+        # The embeddings are serialized by value: a deserialized head owns an
+        # untied copy of the table's configuration, not the shared table.
+        config = super().get_config()
+        config.update(
+            {
+                "embeddings": keras.saving.serialize_keras_object(self.embeddings),
+                "activation": self.activation,
+                "initializer_range": self.initializer_range,
+                "layer_norm_eps": self.layer_norm_eps,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["embeddings"] = keras.saving.deserialize_keras_object(
+            config["embeddings"]
+        )
+        return cls(**config)

@@ -1,0 +1,233 @@
+"""Post-LayerNorm BERT transformer block and its multi-head self-attention."""
+import math
+
+import keras
+import tensorflow as tf
+
+from electra_tf.modeling.embeddings import truncated_normal
+
+# Added to attention scores of padded keys, as in BERT; exp() of it is 0 in fp32.
+_MASK_ADDER = -10000.0
+
+
+def _gelu(x):
+    # Exact GELU, x * Phi(x) with the erf form, as the reference `gelu`.
+    return tf.nn.gelu(x, approximate=False)
+
+
+def _gelu_tanh(x):
+    # The tanh approximation (Hugging Face "gelu_new").
+    return tf.nn.gelu(x, approximate=True)
+
+
+_ACTIVATIONS = {
+    "gelu": _gelu,
+    "gelu_new": _gelu_tanh,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": None,
+}
+
+
+def get_activation(name):
+    """Maps a config `hidden_act` string to a function (None for "linear")."""
+    try:
+        return _ACTIVATIONS[name.lower()]
+    except KeyError:
+        raise ValueError(
+            f"Unsupported activation {name!r}; expected one of {sorted(_ACTIVATIONS)}."
+        ) from None
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class SelfAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product self-attention with a key padding mask.
+
+    Query/key/value kernels are [H, heads, head_size] and the output kernel is
+    [heads, head_size, H]: a reshape of BERT's [H, H] dense kernels, so
+    checkpoints map one to one. Scores and softmax are computed in float32.
+
+    Weights: `{query,key,value}/kernel` [H, N, D], `{query,key,value}/bias`
+    [N, D], `output/kernel` [N, D, H], `output/bias` [H]. Einsum letters follow
+    the same names: b batch, t/s query/key position, h hidden, n head, d head size.
+    """
+
+    def __init__(
+        self, num_heads, head_size, dropout_rate=0.0, initializer_range=0.02, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.head_size = head_size
+        self.dropout_rate = dropout_rate
+        self.initializer_range = initializer_range
+
+    def build(self, input_shape):
+        # input_shape: [B, T, H]
+        hidden_size = input_shape[-1]
+
+        def projection(equation, output_shape, bias_axes, name):
+            return keras.layers.EinsumDense(
+                equation,
+                output_shape=output_shape,
+                bias_axes=bias_axes,
+                kernel_initializer=truncated_normal(self.initializer_range),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        heads_shape = (None, self.num_heads, self.head_size)
+        self.query = projection("bth,hnd->btnd", heads_shape, "nd", "query")
+        self.key = projection("bth,hnd->btnd", heads_shape, "nd", "key")
+        self.value = projection("bth,hnd->btnd", heads_shape, "nd", "value")
+        self.output_dense = projection(
+            "btnd,ndh->bth", (None, hidden_size), "h", "output"
+        )
+        self.dropout = keras.layers.Dropout(
+            self.dropout_rate, dtype=self.dtype_policy, name="dropout"
+        )
+        for layer in (self.query, self.key, self.value):
+            layer.build(input_shape)
+        self.output_dense.build(tuple(input_shape[:-1]) + heads_shape[1:])
+        self.built = True
+
+    def call(self, hidden_states, input_mask=None, training=None):
+        # hidden_states: [B, T, H]; input_mask: [B, T], 1 = real token, 0 = pad.
+        # Scaling the query instead of the scores is the same math on fewer
+        # elements ([B, T, N, D] instead of [B, N, T, T]).
+        query = self.query(hidden_states) * (1.0 / math.sqrt(self.head_size))
+        key = self.key(hidden_states)  # [B, T, N, D]
+        value = self.value(hidden_states)  # [B, T, N, D]
+        scores = tf.einsum("btnd,bsnd->bnts", query, key)  # [B, N, T, T]
+        scores = tf.cast(scores, tf.float32)
+        if input_mask is not None:
+            adder = (1.0 - tf.cast(input_mask, tf.float32)) * _MASK_ADDER  # [B, T]
+            scores += adder[:, None, None, :]
+        probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+        probs = self.dropout(probs, training=training)
+        context = tf.einsum("bnts,bsnd->btnd", probs, value)  # [B, T, N, D]
+        return self.output_dense(context)  # [B, T, H]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "head_size": self.head_size,
+                "dropout_rate": self.dropout_rate,
+                "initializer_range": self.initializer_range,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class TransformerBlock(keras.layers.Layer):
+    """A post-LayerNorm BERT encoder layer.
+
+        x = LayerNorm(x + Dropout(SelfAttention(x)))
+        x = LayerNorm(x + Dropout(Dense(act(Dense(x)))))
+
+    The hidden size H is taken from the input. LayerNorm statistics are
+    computed in float32 under mixed precision.
+
+    Weights: `attention/...` (see `SelfAttention`), `attention_layer_norm`,
+    `intermediate/{kernel [H, I], bias [I]}`, `output/{kernel [I, H], bias [H]}`,
+    `output_layer_norm`.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_size,
+        activation="gelu",
+        dropout_rate=0.1,
+        attention_dropout_rate=0.1,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.activation = activation
+        self.dropout_rate = dropout_rate
+        self.attention_dropout_rate = attention_dropout_rate
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+
+    def build(self, input_shape):
+        # input_shape: [B, T, H]
+        hidden_size = input_shape[-1]
+        if hidden_size % self.num_heads:
+            raise ValueError(
+                f"Hidden size {hidden_size} is not a multiple of "
+                f"num_heads={self.num_heads}."
+            )
+        self.attention = SelfAttention(
+            self.num_heads,
+            hidden_size // self.num_heads,
+            dropout_rate=self.attention_dropout_rate,
+            initializer_range=self.initializer_range,
+            dtype=self.dtype_policy,
+            name="attention",
+        )
+        self.attention_layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_eps,
+            dtype=self.dtype_policy,
+            name="attention_layer_norm",
+        )
+        self.intermediate = keras.layers.Dense(
+            self.intermediate_size,
+            activation=get_activation(self.activation),
+            kernel_initializer=truncated_normal(self.initializer_range),
+            dtype=self.dtype_policy,
+            name="intermediate",
+        )
+        self.output_dense = keras.layers.Dense(
+            hidden_size,
+            kernel_initializer=truncated_normal(self.initializer_range),
+            dtype=self.dtype_policy,
+            name="output",
+        )
+        self.output_layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_eps,
+            dtype=self.dtype_policy,
+            name="output_layer_norm",
+        )
+        # Stateless apart from its seed, so one layer serves both sites.
+        self.dropout = keras.layers.Dropout(
+            self.dropout_rate, dtype=self.dtype_policy, name="dropout"
+        )
+        self.attention.build(input_shape)
+        self.attention_layer_norm.build(input_shape)
+        self.intermediate.build(input_shape)
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.intermediate_size,))
+        self.output_layer_norm.build(input_shape)
+        self.built = True
+
+    def call(self, hidden_states, input_mask=None, training=None):
+        # hidden_states: [B, T, H]; input_mask: [B, T] of 0/1.
+        attention_output = self.attention(
+            hidden_states, input_mask=input_mask, training=training
+        )
+        attention_output = self.dropout(attention_output, training=training)
+        hidden_states = self.attention_layer_norm(hidden_states + attention_output)
+        ffn_output = self.intermediate(hidden_states)  # [B, T, I]
+        ffn_output = self.output_dense(ffn_output)  # [B, T, H]
+        ffn_output = self.dropout(ffn_output, training=training)
+        return self.output_layer_norm(hidden_states + ffn_output)  # [B, T, H]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_size": self.intermediate_size,
+                "activation": self.activation,
+                "dropout_rate": self.dropout_rate,
+                "attention_dropout_rate": self.attention_dropout_rate,
+                "initializer_range": self.initializer_range,
+                "layer_norm_eps": self.layer_norm_eps,
+            }
+        )
+        return config

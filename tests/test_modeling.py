@@ -1,0 +1,295 @@
+"""Tests of electra_tf.modeling on tiny configs."""
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from electra_tf.modeling import (
+    DiscriminatorHead,
+    Embeddings,
+    EncoderConfig,
+    MaskedLMHead,
+    TransformerBlock,
+    TransformerEncoder,
+    gather_positions,
+)
+
+BATCH, SEQ = 2, 6
+
+
+def tiny_config(**overrides):
+    values = dict(
+        vocab_size=50,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    values.update(overrides)
+    return EncoderConfig(**values)
+
+
+def make_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = [SEQ, 4]
+    mask = np.array([[1] * n + [0] * (SEQ - n) for n in lengths], np.int32)
+    return {
+        "input_ids": tf.constant(rng.integers(1, 50, (BATCH, SEQ)) * mask, tf.int32),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.constant([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]], tf.int32),
+    }
+
+
+def np_layer_norm(x, gamma, beta, eps):
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+def np_gelu(x):
+    return 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+@pytest.fixture
+def mixed_bfloat16():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_config_dict_and_json_round_trip(tmp_path):
+    config = EncoderConfig.from_dict(
+        {"vocab_size": 50, "hidden_size": 16, "num_attention_heads": 2}
+    )
+    assert config.embedding_size == 16
+    path = str(tmp_path / "config.json")
+    config.to_json_file(path)
+    assert EncoderConfig.from_json_file(path) == config
+    # The resolved embedding width survives a change of hidden size.
+    assert dataclasses.replace(config, hidden_size=8).embedding_size == 16
+
+
+def test_config_rejects_unknown_key_with_suggestion():
+    with pytest.raises(ValueError, match="'hiden_size'.*'hidden_size'"):
+        EncoderConfig.from_dict({"vocab_size": 50, "hiden_size": 16})
+    with pytest.raises(ValueError, match="multiple"):
+        EncoderConfig(vocab_size=50, hidden_size=10, num_attention_heads=4)
+
+
+def test_encoder_and_head_shapes():
+    config = tiny_config()
+    encoder = TransformerEncoder(config)
+    inputs = make_inputs()
+    outputs = encoder(inputs)
+    assert outputs["sequence_output"].shape == (BATCH, SEQ, 16)
+    assert outputs["embedding_output"].shape == (BATCH, SEQ, 16)
+    assert len(outputs["encoder_outputs"]) == 2
+    np.testing.assert_array_equal(outputs["pooled_output"], outputs["sequence_output"][:, 0])
+    np.testing.assert_array_equal(outputs["encoder_outputs"][-1], outputs["sequence_output"])
+
+    assert DiscriminatorHead()(outputs["sequence_output"]).shape == (BATCH, SEQ)
+    positions = tf.constant([[0, 2, 5], [1, 1, 3]], tf.int32)
+    masked = gather_positions(outputs["sequence_output"], positions)
+    assert masked.shape == (BATCH, 3, 16)
+    np.testing.assert_array_equal(masked[1, 2], outputs["sequence_output"][1, 3])
+    assert MaskedLMHead(encoder.embeddings)(masked).shape == (BATCH, 3, 50)
+
+
+def test_padding_does_not_change_real_positions():
+    encoder = TransformerEncoder(tiny_config())
+    inputs = make_inputs()
+    pad = tf.cast(1 - inputs["input_mask"], tf.int32)
+    changed = dict(
+        inputs,
+        input_ids=inputs["input_ids"] + pad * 7,
+        segment_ids=inputs["segment_ids"] * (1 - pad) + pad,
+    )
+    first = encoder(inputs)["sequence_output"].numpy()
+    second = encoder(changed)["sequence_output"].numpy()
+    real = inputs["input_mask"].numpy().astype(bool)
+    assert not np.allclose(first[~real], second[~real])
+    np.testing.assert_allclose(first[real], second[real], atol=1e-5)
+
+
+def test_embeddings_shared_between_encoders():
+    discriminator = TransformerEncoder(tiny_config(), name="discriminator")
+    generator_config = tiny_config(hidden_size=8, num_attention_heads=1, intermediate_size=16)
+    generator = TransformerEncoder(
+        generator_config, embeddings=discriminator.embeddings, name="generator"
+    )
+    inputs = make_inputs()
+    discriminator(inputs)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(generator(inputs)["sequence_output"] ** 2)
+    shared = discriminator.embeddings
+    assert generator.embeddings is shared
+    for variable in shared.weights:
+        assert any(variable is w for w in generator.weights)
+    assert tape.gradient(loss, shared.word_embeddings) is not None
+    # E == H for the generator here, so only the discriminator projects.
+    assert generator.embeddings_project is None
+    assert discriminator.embeddings_project is not None
+    with pytest.raises(ValueError, match="wide"):
+        TransformerEncoder(tiny_config(embedding_size=16), embeddings=shared)
+
+
+@pytest.mark.parametrize("embedding_size", [8, 16])
+def test_projection_iff_embedding_size_differs(embedding_size):
+    encoder = TransformerEncoder(tiny_config(embedding_size=embedding_size))
+    encoder.build()
+    paths = [w.path for w in encoder.weights]
+    has_projection = any("embeddings_project" in p for p in paths)
+    assert has_projection == (embedding_size != 16)
+    assert encoder.embeddings.word_embeddings.shape == (50, embedding_size)
+
+
+def test_masked_lm_head_is_tied_to_word_embeddings():
+    embeddings = Embeddings(vocab_size=50, embedding_size=8)
+    head = MaskedLMHead(embeddings)
+    hidden = tf.random.normal((BATCH, 3, 16))
+    with tf.GradientTape() as tape:
+        logits = head(hidden)
+        loss = tf.reduce_sum(logits * tf.random.normal(logits.shape))
+    gradient = tf.convert_to_tensor(tape.gradient(loss, embeddings.word_embeddings))
+    assert np.abs(gradient.numpy()).sum() > 0
+    # logits = LayerNorm(gelu(x W + b)) @ word_embeddings^T + output_bias.
+    x = np_gelu(hidden.numpy() @ head.dense.kernel.numpy() + head.dense.bias.numpy())
+    x = np_layer_norm(x, head.layer_norm.gamma.numpy(), head.layer_norm.beta.numpy(), 1e-12)
+    expected = x @ embeddings.word_embeddings.numpy().T + head.output_bias.numpy()
+    np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5)
+
+
+def test_embeddings_match_numpy():
+    embeddings = Embeddings(vocab_size=50, embedding_size=8, max_position_embeddings=16)
+    inputs = make_inputs()
+    output = embeddings(inputs["input_ids"], inputs["segment_ids"]).numpy()
+    summed = (
+        embeddings.word_embeddings.numpy()[inputs["input_ids"].numpy()]
+        + embeddings.position_embeddings.numpy()[:SEQ]
+        + embeddings.token_type_embeddings.numpy()[inputs["segment_ids"].numpy()]
+    )
+    norm = embeddings.layer_norm
+    expected = np_layer_norm(summed, norm.gamma.numpy(), norm.beta.numpy(), 1e-12)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+
+
+def test_transformer_block_matches_numpy():
+    block = TransformerBlock(num_heads=2, intermediate_size=32)
+    block.build((None, None, 16))
+    # Weights of order 1 (not 0.02) so that every term matters, e.g. erf vs tanh GELU.
+    rng = np.random.default_rng(1)
+    for variable in block.weights:
+        variable.assign(rng.normal(0.0, 0.5, variable.shape))
+    x = tf.constant(rng.normal(size=(BATCH, SEQ, 16)), tf.float32)
+    mask = make_inputs()["input_mask"]
+    output = block(x, input_mask=mask).numpy()
+
+    def w(variable):
+        return variable.numpy()
+
+    att = block.attention
+    x, m = x.numpy(), mask.numpy()
+    heads, size = 2, 8
+
+    def split(layer):  # [B, T, H] -> [B, heads, T, size] via a plain [H, H] kernel.
+        y = x @ w(layer.kernel).reshape(16, 16) + w(layer.bias).reshape(16)
+        return y.reshape(BATCH, SEQ, heads, size).transpose(0, 2, 1, 3)
+
+    q, k, v = split(att.query), split(att.key), split(att.value)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(size)
+    scores += (1.0 - m[:, None, None, :]) * -10000.0
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    context = (probs @ v).transpose(0, 2, 1, 3).reshape(BATCH, SEQ, 16)
+    attended = context @ w(att.output_dense.kernel).reshape(16, 16) + w(att.output_dense.bias)
+    ln1 = block.attention_layer_norm
+    h = np_layer_norm(x + attended, w(ln1.gamma), w(ln1.beta), 1e-12)
+    ffn = np_gelu(h @ w(block.intermediate.kernel) + w(block.intermediate.bias))
+    ffn = ffn @ w(block.output_dense.kernel) + w(block.output_dense.bias)
+    ln2 = block.output_layer_norm
+    expected = np_layer_norm(h + ffn, w(ln2.gamma), w(ln2.beta), 1e-12)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+
+
+def test_dropout_only_in_training():
+    encoder = TransformerEncoder(tiny_config())
+    inputs = make_inputs()
+    first = encoder(inputs, training=False)["sequence_output"]
+    np.testing.assert_array_equal(first, encoder(inputs)["sequence_output"])
+    trained = encoder(inputs, training=True)["sequence_output"]
+    assert not np.allclose(first, trained)
+
+
+def test_get_config_round_trip():
+    inputs = make_inputs()
+    encoder = TransformerEncoder(tiny_config(), name="electra")
+    sequence = encoder(inputs)["sequence_output"]
+    layers = [
+        (encoder, inputs),
+        (encoder.blocks[0], sequence),
+        (DiscriminatorHead(activation="relu"), sequence),
+        (MaskedLMHead(encoder.embeddings), sequence),
+    ]
+    for layer, layer_inputs in layers:
+        expected = layer(layer_inputs)
+        clone = keras.layers.deserialize(keras.layers.serialize(layer))
+        assert type(clone) is type(layer)
+        assert clone.get_config() == layer.get_config()
+        clone(layer_inputs)
+        clone.set_weights(layer.get_weights())
+        tf.nest.map_structure(
+            lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), clone(layer_inputs), expected
+        )
+    assert TransformerEncoder.from_config(encoder.get_config()).config == encoder.config
+
+
+def test_jit_compile_matches_eager():
+    encoder = TransformerEncoder(tiny_config())
+    head = DiscriminatorHead()
+    inputs = make_inputs()
+
+    def forward(features):
+        return head(encoder(features)["sequence_output"])
+
+    eager = forward(inputs)
+    compiled = tf.function(forward, jit_compile=True)(inputs)
+    np.testing.assert_allclose(compiled, eager, atol=1e-5)
+
+    @tf.function(jit_compile=True)
+    def train_gradients(features):
+        with tf.GradientTape() as tape:
+            logits = head(encoder(features, training=True)["sequence_output"], training=True)
+            loss = tf.reduce_mean(logits**2)
+        return tape.gradient(loss, encoder.trainable_variables + head.trainable_variables)
+
+    gradients = train_gradients(inputs)
+    assert all(g is not None and np.all(np.isfinite(tf.convert_to_tensor(g))) for g in gradients)
+
+
+def test_mixed_bfloat16(mixed_bfloat16):
+    encoder = TransformerEncoder(tiny_config())
+    discriminator = DiscriminatorHead()
+    generator = MaskedLMHead(encoder.embeddings)
+    inputs = make_inputs()
+
+    @tf.function(jit_compile=True)
+    def forward(features):
+        sequence = encoder(features, training=True)["sequence_output"]
+        positions = tf.constant([[1, 2], [0, 3]], tf.int32)
+        return sequence, discriminator(sequence), generator(gather_positions(sequence, positions))
+
+    sequence, disc_logits, mlm_logits = forward(inputs)
+    assert sequence.dtype == tf.bfloat16
+    assert disc_logits.dtype == tf.float32 and mlm_logits.dtype == tf.float32
+    assert mlm_logits.shape == (BATCH, 2, 50)
+    assert np.all(np.isfinite(mlm_logits.numpy()))
+    variables = encoder.weights + discriminator.weights + generator.weights
+    assert all(v.dtype == "float32" for v in variables)

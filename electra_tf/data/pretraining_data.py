@@ -167,7 +167,7 @@ def file_sha256(path):
 
 
 def _looks_binary(block):
-  return block.count(b"\x00") > max(1, len(block) // 100)
+  return block.count(b"\x00") > len(block) // 1000
 
 
 def _decode(data, stats):

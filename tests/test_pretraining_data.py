@@ -267,7 +267,6 @@ def test_real_corpus_statistics():
                                                 output_dir=f"{tmp}/out", num_out_files=2))
     counts = info["counts"]
     assert info["unk_rate"] < 0.05  # 2.1% measured: box-drawing characters and the like
-    # Fortunes are short documents (52 tokens per example measured) and never share an example.
+    # Fortunes are short documents (52 tokens per example measured): examples never span two.
     assert 30 < counts["example_tokens"] / counts["examples"] <= 128
-    assert counts["examples"] <= counts["documents"]
     assert counts["example_tokens"] <= counts["corpus_tokens"] + 3 * counts["examples"]

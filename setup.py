@@ -27,6 +27,7 @@ setuptools.setup(
     install_requires=[
         "tensorflow>=2.16,<2.22",
         "tensorflow-text>=2.16,<2.22",
+        "tensorboard>=2.16",
         "sentencepiece>=0.1.99",
         "absl-py>=1.0",
         "numpy>=1.23",

@@ -22,7 +22,7 @@ __all__ = ["PretrainingConfig", "MASK_STRATEGIES", "MIXED_PRECISION_POLICIES",
            "STRATEGIES"]
 
 MASK_STRATEGIES = ("uniform", "whole_word")
-MIXED_PRECISION_POLICIES = (None, "bfloat16", "float16")
+MIXED_PRECISION_POLICIES = (None, "bfloat16")
 STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "cpu")
 
 # Settings of the reference's debug mode.
@@ -153,8 +153,8 @@ class PretrainingConfig(hp.HParams):
         self.seed = 0
         # Compile the training step with XLA (tf.function(jit_compile=True)).
         self.jit_compile = False
-        # Mixed precision compute dtype: None (float32), "bfloat16" or "float16"
-        # (float16 adds dynamic loss scaling). Variables stay float32.
+        # Mixed precision compute dtype: None (float32) or "bfloat16" (Keras
+        # mixed_bfloat16: bf16 compute, float32 variables, no loss scaling).
         self.mixed_precision = None
         # Distribution strategy: "auto" (TPU if use_tpu or tpu_name is set, else
         # mirrored over the local GPUs, else the default CPU strategy), "tpu",

@@ -62,6 +62,7 @@ class Pretrainer:
       raise ValueError(f"train_batch_size ({config.train_batch_size}) and eval_batch_size "
                        f"({config.eval_batch_size}) must be multiples of the {num_replicas} "
                        "replicas.")
+    keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
     with self.strategy.scope():
       self.model = PretrainingModel(config, mask_id, special_ids,
                                     tf.constant(continuation) if config.mask_strategy ==
@@ -114,8 +115,9 @@ class Pretrainer:
           self._dataset_fn(config.train_batch_size, True, config.seed), settings)
     return self._loop
 
-  def train(self):
-    return self.train_loop.train()
+  def train(self, stop_at=None):
+    """Trains to num_train_steps; `stop_at` ends early at a checkpoint (as if killed there)."""
+    return self.train_loop.train(stop_at)
 
   def evaluate(self):
     """The reference's nine evaluation metrics over `num_eval_steps` batches of held data."""

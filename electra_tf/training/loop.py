@@ -88,7 +88,11 @@ class TrainLoop:
     worker = distribution.worker_index(strategy)
     self.inputs = ReplicaInputs(strategy, dataset_fn)
     keep = settings.keep_checkpoint_max or None
-    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    # Keras keeps dropout's random-seed state outside `weights`; saving it continues the stream.
+    weight_ids = {id(w) for w in model.weights}
+    random_states = [v for v in model.variables if id(v) not in weight_ids]
+    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                          random_states=random_states)
     directory = settings.model_dir
     if not self.is_chief:  # other workers write a throw-away copy, as MultiWorkerMirrored needs
       directory = f"{settings.model_dir.rstrip('/')}/.worker_{worker}"
@@ -156,8 +160,9 @@ class TrainLoop:
 
     return loop
 
-  def train(self):
-    """Runs until `num_train_steps`, checkpointing and logging; returns the last loop's means."""
+  def train(self, stop_at=None):
+    """Runs until `num_train_steps` (or the checkpoint at/after `stop_at`), checkpointing and
+    logging; returns the last loop's means."""
     settings = self.settings
     step = self.restore()
     if step >= settings.num_train_steps:
@@ -181,6 +186,8 @@ class TrainLoop:
       self._log(step, means, num_steps, time.time() - loop_start, start_step, start_time)
       if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
         self.save()
+        if stop_at is not None and step >= stop_at:
+          break
     return means
 
   def save(self):

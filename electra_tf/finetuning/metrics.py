@@ -25,10 +25,10 @@ import scipy.stats
 import sklearn.metrics
 
 __all__ = [
-    "SENTENCE_METRICS", "accuracy", "cmrc_evaluate", "cmrc_exact", "cmrc_f1", "entity_f1", "f1",
-    "f1_macro", "get_entities", "korquad_evaluate", "mcc", "mixed_segmentation", "pearson_spearman",
-    "sentence_scores", "squad_exact", "squad_f1", "squad_gold_answers", "squad_normalize",
-    "squad_v1_evaluate", "squad_v2_evaluate",
+    "QA_METRICS", "SENTENCE_METRICS", "accuracy", "cmrc_evaluate", "cmrc_exact", "cmrc_f1",
+    "entity_f1", "f1", "f1_macro", "get_entities", "korquad_evaluate", "mcc",
+    "mixed_segmentation", "pearson_spearman", "qa_scores", "sentence_scores", "squad_exact",
+    "squad_f1", "squad_normalize", "squad_v1_evaluate", "squad_v2_evaluate",
 ]
 
 
@@ -110,14 +110,6 @@ def squad_f1(gold, prediction, version_2=False):
     return 0.0
   precision, recall = same / len(pred_tokens), same / len(gold_tokens)
   return 2 * precision * recall / (precision + recall)
-
-
-def squad_gold_answers(dataset):
-  """SQuAD-format JSON (the whole file or its "data" list) -> {question id: [answer texts]}."""
-  articles = dataset["data"] if isinstance(dataset, dict) else dataset
-  return {qa["id"]: [a["text"] for a in qa["answers"]]
-          for article in articles for paragraph in article["paragraphs"]
-          for qa in paragraph["qas"]}
 
 
 def squad_v1_evaluate(gold, predictions):
@@ -249,7 +241,7 @@ def _is_cmrc_chinese(char):
 
 
 def mixed_segmentation(text, remove_punctuation=False):
-  """CMRC 2018 segmentation: lower-cased; Chinese characters and listed punctuation one per token."""
+  """CMRC 2018 segmentation: lower-cased; each Chinese character and listed punctuation a token."""
   segments, run = [], ""
   for char in text.lower().strip():
     if remove_punctuation and char in _CMRC_PUNCTUATION:
@@ -311,6 +303,30 @@ def cmrc_evaluate(gold, predictions):
   f1_score, em = 100.0 * f1_sum / len(gold), 100.0 * exact / len(gold)
   return {"exact_match": em, "f1": f1_score, "average": (em + f1_score) / 2,
           "total": len(gold), "skip": skipped}
+
+
+QA_METRICS = {
+    "squad_v1": squad_v1_evaluate,
+    "squad_v2": squad_v2_evaluate,
+    "korquad": korquad_evaluate,
+    "cmrc": cmrc_evaluate,
+}
+
+
+def qa_scores(metric_name, gold, predictions, null_odds=None, na_threshold=-2.75):
+  """One QA metric by name (a task's `metrics` entry).
+
+  Args:
+    gold: {question id: [gold answer texts]}, i.e. `{ex.qas_id: ex.answers for ex in examples}`.
+    predictions: {question id: text}; for "squad_v2" give the best non-null spans together with
+      `null_odds` and `na_threshold` (the reference's qa_na_threshold), as the reference hands
+      them to the official script.
+  """
+  if metric_name not in QA_METRICS:
+    raise ValueError(f"Unknown QA metric {metric_name!r}; known: {sorted(QA_METRICS)}")
+  if metric_name == "squad_v2":
+    return squad_v2_evaluate(gold, predictions, null_odds, na_threshold)
+  return QA_METRICS[metric_name](gold, predictions)
 
 
 # ----- entity-level F1 (seqeval) ----------------------------------------------------------------

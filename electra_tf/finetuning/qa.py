@@ -146,10 +146,10 @@ def read_squad(path, version_2=False, is_training=False):
 
 @dataclasses.dataclass
 class DocTokens:
-  """A document's WordPiece sub-tokens, their words, and their [start, end) context characters."""
+  """A document's WordPiece sub-tokens, each word's first sub-token, and for each sub-token the
+  [start, end) context characters it came from."""
   tokens: list
   ids: list
-  token_to_word: list
   word_to_token: list
   char_spans: list
 
@@ -190,7 +190,7 @@ def _word_char_spans(word, start, basics, pieces, tokenizer):
   return spans
 
 
-def tokenize_documents(docs, tokenizer):
+def _tokenize_documents(docs, tokenizer):
   """{id(doc): DocTokens} for distinct documents; sub-tokens equal `tokenizer.tokenize(word)`."""
   if tokenizer.is_sentencepiece:
     raise ValueError("Span QA needs a WordPiece vocabulary (vocab.txt), not a SentencePiece model.")
@@ -200,7 +200,7 @@ def tokenize_documents(docs, tokenizer):
   flat_ids = iter(tokenizer.encode_batch(flat))
   result = {}
   for doc, doc_basics in zip(docs, basics):
-    out = DocTokens([], [], [], [], [])
+    out = DocTokens([], [], [], [])
     for w, (word, word_basics) in enumerate(zip(doc.words, doc_basics)):
       out.word_to_token.append(len(out.tokens))
       ids = [next(flat_ids) for _ in word_basics]
@@ -209,7 +209,6 @@ def tokenize_documents(docs, tokenizer):
       for piece_ids, word_pieces in zip(ids, pieces):
         out.ids += piece_ids
         out.tokens += word_pieces
-        out.token_to_word += [w] * len(piece_ids)
     result[id(doc)] = out
   return result
 
@@ -224,7 +223,8 @@ def _exact_token_span(doc, first, last, start_char, end_char):
 
 
 def improve_answer_span(doc_tokens, start, end, tokenizer, answer_text):
-  """The reference's refinement: the narrowest sub-token span spelling the tokenized answer."""
+  """The reference's refinement: within [start, end], the first sub-token span (leftmost start,
+  then longest) that spells the tokenized answer; unchanged when none does."""
   target = " ".join(tokenizer.tokenize(answer_text))
   for new_start in range(start, end + 1):
     for new_end in range(end, new_start - 1, -1):
@@ -297,7 +297,7 @@ def qa_features(examples, tokenizer, max_seq_length=512, doc_stride=128, max_que
                      f"max_query_length={max_query_length} question tokens")
   vocab = tokenizer.vocab
   cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
-  docs = tokenize_documents([ex.doc for ex in examples], tokenizer)
+  docs = _tokenize_documents([ex.doc for ex in examples], tokenizer)
   queries = tokenizer.encode_batch([ex.question for ex in examples])
   rows = collections.defaultdict(list)
   windows, documents, all_spans = [], [], []
@@ -379,7 +379,7 @@ def _candidates(outputs, f, n_best_size):
 
 
 def postprocess_qa(examples, features, outputs, n_best_size=20, max_answer_length=30,
-                   version_2=False, na_threshold=0.0):
+                   version_2=False, na_threshold=-2.75):
   """Model outputs -> answers, as the reference's SpanBasedQAScorer.write_predictions.
 
   Args:
@@ -390,7 +390,7 @@ def postprocess_qa(examples, features, outputs, n_best_size=20, max_answer_lengt
       which then replaces the start+end null score, as the reference's answerable classifier.
     n_best_size, max_answer_length: the reference's span filters (in sub-tokens).
     version_2: SQuAD 2.0: compute null odds and answer "" when they exceed `na_threshold`
-      (the reference's qa_na_threshold).
+      (the reference's qa_na_threshold, default -2.75).
   """
   by_example = collections.defaultdict(list)
   for f, window in enumerate(features.windows):

@@ -10,8 +10,8 @@
   "PER-B" is converted on reading).
 * "span_qa" -> `qa.QAExample` (see `electra_tf.finetuning.qa`).
 
-Built-in tasks (layouts follow google-research/electra for GLUE/SQuAD/chunking, ymcui/Chinese-ELECTRA
-and the CLUE baselines for Chinese, monologg/KoELECTRA for Korean):
+Built-in tasks; layouts follow google-research/electra (GLUE, SQuAD, chunking),
+ymcui/Chinese-ELECTRA and the CLUE baselines (Chinese), monologg/KoELECTRA (Korean):
 
 * GLUE: cola, sst, mrpc, sts, qqp, mnli, qnli, rte, wnli (the GLUE TSVs); squadv1, squadv2 (alias
   squad, the reference's name), `train.json`/`dev.json`; chunk (CoNLL-2000 `train.txt`/`dev.txt`,
@@ -21,10 +21,24 @@ and the CLUE baselines for Chinese, monologg/KoELECTRA for Korean):
 * Korean: nsmc, kornli, korsts, question_pair, hate_speech, naver_ner, korquad.
 
 Any other task needs no code: a JSON spec, either `task.json` in the task folder or a dict passed as
-`spec` (run_finetuning passes `hparams[name]` when that is a dict), for example
-`{"kind": "classification", "format": "tsv", "header": true, "text_a": "question1",
-"text_b": "question2", "label": "is_duplicate", "metric": "accuracy",
-"files": {"train": "train.tsv", "dev": "dev.tsv"}}`. See `SPEC_KEYS` for every key.
+`spec` (run_finetuning passes `hparams[name]` when that is a dict). Keys (`SPEC_KEYS` per kind;
+any other key is an error naming it and the spec's file):
+
+* "kind" (required): "classification", "regression", "tagging" or "span_qa".
+* "format": "tsv" (no quoting), "csv" or "jsonl" for sentence tasks; "conll" (word ... tag per
+  line) or "word_tags" (`words<TAB>tags` per sentence) for tagging; "squad" for span QA.
+* "files": {split: file name}; default train/dev/test with the format's extension.
+* "metric": a name or a list of names; default accuracy / pearson_spearman / entity_f1 /
+  squad_v1 (squad_v2 with "version_2").
+* sentence tasks: "text_a", "label" (required), "text_b": column indices, or column names with
+  "header": true (TSV/CSV), or JSON keys; "labels" (classification, default: sorted train
+  labels); "range": [min, max] (regression, default: the train min and max); "symmetric".
+* tagging: "labels" (entity types, default: those in train), "tag_format": "prefix" (B-PER) or
+  "suffix" (PER-B), "scheme": "BIOES" (default) or "BIO".
+* span_qa: "version_2" (unanswerable questions).
+
+For example `{"kind": "classification", "format": "tsv", "header": true, "text_a": "question1",
+"text_b": "question2", "label": "is_duplicate", "files": {"train": "train.tsv", "dev": "dev.tsv"}}`.
 """
 
 import csv
@@ -41,7 +55,6 @@ from electra_tf.finetuning import qa
 from electra_tf.hparams import gfile_join
 
 KINDS = ("classification", "regression", "span_qa", "tagging")
-QA_METRICS = ("squad_v1", "squad_v2", "korquad", "cmrc")
 TAG_SCHEMES = ("BIO", "BIOES")
 
 
@@ -85,7 +98,8 @@ class Task:
     format: file format: "tsv", "csv", "jsonl" (sentence tasks), "conll", "word_tags" (tagging)
       or "squad" (span QA).
     splits: {split name: SplitFile}; only the splits the benchmark publishes.
-    metrics: metric names (`metrics.SENTENCE_METRICS`, QA_METRICS or "entity_f1").
+    metrics: metric names: keys of `metrics.SENTENCE_METRICS` or `metrics.QA_METRICS`, or
+      "entity_f1" (`metrics.entity_f1`).
     labels: classification label strings in label-id order; for tagging, the entity types.
     regression_range: (min, max) of regression targets; features scale targets to [0, 1].
     symmetric: sentence-pair task whose label ignores order; `double_unordered` adds swapped pairs.
@@ -120,6 +134,10 @@ class Task:
     if self.kind == "tagging":
       return tag_labels(self.labels, self.tag_scheme)
     return list(self.labels) if self.kind == "classification" else None
+
+  def existing_splits(self):
+    """The published splits whose files are present in `raw_dir`."""
+    return [split for split in self.splits if tf.io.gfile.exists(self.path(split))]
 
   def path(self, split):
     if split not in self.splits:
@@ -403,9 +421,9 @@ BUILTIN_TASKS = _builtin_tasks()
 
 # ----- JSON specs -------------------------------------------------------------------------------
 
-_SENTENCE_KEYS = {"header", "text_a", "text_b", "label", "labels", "symmetric"}
+_SENTENCE_KEYS = {"header", "text_a", "text_b", "label", "symmetric"}
 SPEC_KEYS = {
-    "classification": {"kind", "format", "files", "metric"} | _SENTENCE_KEYS,
+    "classification": {"kind", "format", "files", "metric", "labels"} | _SENTENCE_KEYS,
     "regression": {"kind", "format", "files", "metric", "range"} | _SENTENCE_KEYS,
     "tagging": {"kind", "format", "files", "metric", "labels", "tag_format", "scheme"},
     "span_qa": {"kind", "format", "files", "metric", "version_2"},
@@ -435,7 +453,8 @@ def task_from_spec(name, spec, raw_dir, source):
                      f"{_SPEC_FORMATS[kind]}, got {fmt!r}")
   metric_names = spec.get("metric", _default_metric(kind, spec))
   metric_names = (metric_names,) if isinstance(metric_names, str) else tuple(metric_names)
-  known = {"span_qa": QA_METRICS, "tagging": ("entity_f1",)}.get(kind, metrics.SENTENCE_METRICS)
+  known = {"span_qa": metrics.QA_METRICS, "tagging": ("entity_f1",)}.get(
+      kind, metrics.SENTENCE_METRICS)
   for metric in metric_names:
     if metric not in known:
       raise ValueError(f"Task spec {source}: unknown metric {metric!r} for a {kind} task; "

@@ -147,7 +147,8 @@ class TrainLoop:
     @tf.function
     def loop(num_steps):
       def one_step():
-        per_replica = strategy.run(replica_step, args=(inputs.next(), optimizer.iterations))
+        step = tf.identity(optimizer.iterations.value)
+        per_replica = strategy.run(replica_step, args=(inputs.next(), step))
         return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
       sums = one_step()

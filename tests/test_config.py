@@ -113,7 +113,7 @@ def test_base_and_large_size_defaults():
                 512, 5e-4, 1024, 0.25, 128, 0.15)
     assert large.max_predictions_per_seq == int((0.15 + 0.005) * 512)
     demo = PretrainingConfig("m", "/d", model_size="demo")
-    assert (demo.learning_rate, demo.num_train_steps) == (2e-3, 300)
+    assert (demo.learning_rate, demo.num_train_steps) == (1e-4, 300)
 
 
 def test_passed_hparams_override_size_and_debug_defaults():

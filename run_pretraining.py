@@ -41,8 +41,9 @@ def main(argv):
   for name in ("data_dir", "model_name"):
     if not FLAGS[name].value:
       raise flags.IllegalFlagValueError(f"--{name} is required")
-  config = PretrainingConfig(FLAGS.model_name, FLAGS.data_dir,
-                             **hparams_lib.load_hparams(FLAGS.hparams))
+  hparams = hparams_lib.load_hparams(FLAGS.hparams)
+  hparams.pop("model_name", None)  # a saved pretrain_config.json names it; the flag decides
+  config = PretrainingConfig(FLAGS.model_name, FLAGS.data_dir, **hparams)
   run_pretraining(config)
 
 

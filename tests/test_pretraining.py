@@ -122,7 +122,7 @@ def test_loss_decreases_and_beats_chance_on_real_text(tmp_path):
   config = PretrainingConfig(
       "real", str(tmp_path), model_size="demo", max_seq_length=64, train_batch_size=16,
       eval_batch_size=32, num_train_steps=150, num_warmup_steps=10, iterations_per_loop=50,
-      save_checkpoints_steps=150, learning_rate=2e-3, num_eval_steps=4)
+      save_checkpoints_steps=150, learning_rate=1e-4, num_eval_steps=4)  # see model_sizes/demo.json
   pretrainer = Pretrainer(config)
   before = pretrainer.evaluate()
   pretrainer.train()

@@ -42,7 +42,9 @@ _INHERITED = ("model_size", "do_lower_case")
 
 def checkpoint_dir(path):
   """The folder of a checkpoint given as a folder or as a `ckpt-N` prefix (any gfile path)."""
-  return path if tf.io.gfile.isdir(path) else path.rstrip("/").rsplit("/", 1)[0]
+  if tf.io.gfile.exists(path + ".index"):  # first: ram:// calls any name prefix a folder
+    return path.rsplit("/", 1)[0]
+  return path
 
 
 def _read_json(path):

@@ -33,7 +33,6 @@ class SentenceHead(keras.layers.Layer):
 
   def __init__(self, num_outputs, **kwargs):
     super().__init__(**kwargs)
-    self.num_outputs = num_outputs
     self.dropout = keras.layers.Dropout(_HEAD_DROPOUT, dtype=self.dtype_policy, name="dropout")
     self.dense = keras.layers.Dense(num_outputs, dtype=self.dtype_policy, name="dense")
 

@@ -1,0 +1,182 @@
+"""Fine-tuned sentence classifiers and regressors out of this project: a SavedModel that reads raw
+strings, and a Hugging Face `ElectraForSequenceClassification` folder.
+
+SavedModel (`export_saved_model`): the signature "serving_default" takes `text_a` [B] string (and
+`text_b` [B] string for a sentence-pair model) and returns "probabilities" [B, C] float32, "labels"
+[B] string and "logits" [B, C] for classification, or "predictions" [B] float32 (in the task's
+target range) for regression. Tokenization (`tokenization.GraphTokenizer`), `[CLS] a [SEP] b
+[SEP]` assembly, truncation and padding run in the graph, so loading it needs only `tensorflow`
+and `tensorflow_text` (for its ops). Truncation is the reference's rule (drop the last token of the
+longer text until the pair fits) in closed form (`truncated_lengths`), so the features equal
+`features.sentence_features`'s for any input length. A row whose `text_b` tokenizes to nothing is
+featurized as a single text, as `sentence_features` does.
+
+Hugging Face (`save_sequence_classifier`): our head is one dense layer on [CLS] (the reference's);
+HF's `ElectraClassificationHead` is dense -> gelu -> out_proj. The export sets its dense to the
+identity plus a per-feature shift `c` with `x + c >= 6` for every value the final LayerNorm can
+output (|x_j| <= |gamma_j| sqrt(H) + |beta_j|), where gelu is the identity in float32 (erf rounds to
+1), and folds `-W c` into out_proj's bias: the same logits up to float32 rounding of `x + c`
+(about 3e-5 for a base-size head, c <= 60). Fine-tuning it further in HF trains a genuine
+two-layer head from that starting point.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from electra_tf import tokenization
+from electra_tf.conversion import huggingface
+
+# gelu(x) == x in float32 for x >= this (erf(x / sqrt(2)) rounds to 1).
+_GELU_IDENTITY_FROM = 6.0
+_SENTENCE_KINDS = ("classification", "regression")
+
+
+def truncated_lengths(len_a, len_b, budget):
+  """Lengths `features.truncate_pair` leaves for texts of `len_a`, `len_b` tokens, as tensors.
+
+  Popping from the longer text (from b on ties) only shortens the longer one until both meet at
+  ceil(budget / 2) for a and floor(budget / 2) for b.
+  """
+  half_down = budget // 2
+  a_cut = tf.maximum(budget - len_b, budget - half_down)
+  b_cut = tf.maximum(budget - len_a, half_down)
+  fits = len_a + len_b <= budget
+  new_a = tf.where(fits, len_a, tf.where(len_a > len_b, a_cut, budget - b_cut))
+  new_b = tf.where(fits, len_b, tf.where(len_a > len_b, budget - a_cut, b_cut))
+  return new_a, new_b
+
+
+class SentenceServing(tf.Module):
+  """Raw strings -> a fine-tuned sentence model's outputs, all in TF ops (see the module doc).
+
+  Args:
+    model: a built classification or regression `finetuning.model.FinetuningModel`.
+    tokenizer: the `tokenization.FullTokenizer` it was fine-tuned with.
+    max_seq_length: the fine-tuning max_seq_length.
+    label_list: label strings in id order (classification).
+    regression_range: (min, max) the predictions are scaled back to (regression), else [0, 1].
+  """
+
+  def __init__(self, model, tokenizer, max_seq_length, label_list=None, regression_range=None):
+    super().__init__()
+    if model.kind not in _SENTENCE_KINDS:
+      raise ValueError(f"Only {_SENTENCE_KINDS} models read raw sentences; this one is "
+                       f"{model.kind!r}.")
+    if model.kind == "classification" and len(label_list or ()) != model.head.dense.units:
+      raise ValueError(f"The model has {model.head.dense.units} labels; label_list is "
+                       f"{label_list!r}.")
+    if max_seq_length < 3:
+      raise ValueError(f"max_seq_length {max_seq_length} leaves no room for [CLS] a [SEP] b [SEP].")
+    self.model = model
+    self.tokenizer = tokenization.GraphTokenizer(tokenizer)
+    self.max_seq_length = max_seq_length
+    self._cls = tokenizer.vocab["[CLS]"]
+    self._sep = tokenizer.vocab["[SEP]"]
+    self._labels = None if label_list is None else tf.constant([str(l) for l in label_list])
+    self._range = regression_range
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+  def featurize(self, text_a, text_b):
+    """`sentence_features`'s "input_ids", "input_mask", "segment_ids" [B, max_seq_length] int32;
+    rows with an empty `text_b` are single texts."""
+    a, b = self.tokenizer(text_a), self.tokenizer(text_b)
+    has_b = b.row_lengths() > 0
+    budget = tf.where(has_b, self.max_seq_length - 3, self.max_seq_length - 2)
+    keep_a, keep_b = truncated_lengths(a.row_lengths(), b.row_lengths(), tf.cast(budget, tf.int64))
+    a = tf.RaggedTensor.from_tensor(a.to_tensor(), lengths=keep_a)
+    b = tf.RaggedTensor.from_tensor(b.to_tensor(), lengths=keep_b)
+    column = tf.ones([tf.size(text_a), 1], tf.int64)
+    cls, sep = [tf.RaggedTensor.from_tensor(column * token) for token in (self._cls, self._sep)]
+    sep_b = tf.RaggedTensor.from_tensor(column * self._sep, lengths=tf.cast(has_b, tf.int64))
+    pieces = [cls, a, sep, b, sep_b]
+    ids = tf.concat(pieces, axis=1)
+    segments = tf.concat([p * 0 + int(i > 2) for i, p in enumerate(pieces)], axis=1)
+    shape = [None, self.max_seq_length]
+    return {"input_ids": tf.cast(ids.to_tensor(shape=shape), tf.int32),
+            "input_mask": tf.cast(tf.ones_like(ids).to_tensor(shape=shape), tf.int32),
+            "segment_ids": tf.cast(segments.to_tensor(shape=shape), tf.int32)}
+
+  def outputs(self, text_a, text_b):
+    """The signature's outputs for [B] strings (`text_b` "" for single texts)."""
+    encoded = self.model.encoder(self.featurize(text_a, text_b), training=False)
+    logits = self.model.head(encoded["pooled_output"], training=False)
+    if self.model.kind == "regression":
+      predictions = tf.squeeze(logits, -1)
+      if self._range is not None:
+        low, high = self._range
+        predictions = low + predictions * (high - low)
+      return {"predictions": predictions}
+    return {"logits": logits, "probabilities": tf.nn.softmax(logits),
+            "labels": tf.gather(self._labels, tf.argmax(logits, -1))}
+
+  def signature(self, text_pairs):
+    """The concrete function of "serving_default": (text_a, text_b) or (text_a)."""
+    spec = tf.TensorSpec([None], tf.string)
+    if text_pairs:
+      serve = tf.function(lambda text_a, text_b: self.outputs(text_a, text_b))
+      return serve.get_concrete_function(text_a=spec, text_b=spec)
+    serve = tf.function(lambda text_a: self.outputs(text_a, tf.fill(tf.shape(text_a), "")))
+    return serve.get_concrete_function(text_a=spec)
+
+
+def export_saved_model(model, export_dir, vocab_file, max_seq_length, do_lower_case=True,
+                       label_list=None, regression_range=None, text_pairs=False):
+  """Writes a SavedModel of `model` with the tokenizer in the graph; returns `export_dir`.
+
+  Args as `SentenceServing`'s; `text_pairs` gives "serving_default" a `text_b` input. Use it with
+  `tf.saved_model.load(export_dir).signatures["serving_default"](text_a=tf.constant([...]))`
+  after `import tensorflow_text`.
+  """
+  tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
+  module = SentenceServing(model, tokenizer, max_seq_length, label_list, regression_range)
+  tf.saved_model.save(module, export_dir,
+                      signatures={"serving_default": module.signature(text_pairs)})
+  return export_dir
+
+
+def _identity_head(kernel, bias, gamma, beta):
+  """Our dense head (kernel [H, C], bias [C]) on LayerNorm(gamma, beta) outputs -> HF's
+  classifier.{dense,out_proj} tensors computing the same function (see the module doc)."""
+  hidden = kernel.shape[0]
+  shift = np.abs(gamma) * math.sqrt(hidden) + np.abs(beta) + _GELU_IDENTITY_FROM
+  return {"classifier.dense.weight": np.eye(hidden, dtype=np.float32),
+          "classifier.dense.bias": shift.astype(np.float32),
+          "classifier.out_proj.weight": np.ascontiguousarray(kernel.T, np.float32),
+          "classifier.out_proj.bias": (bias - shift.astype(np.float64) @ kernel).astype(
+              np.float32)}
+
+
+def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_lower_case=True):
+  """A classification or regression `FinetuningModel` -> an `ElectraForSequenceClassification`
+  folder (config with num_labels/id2label, model.safetensors, tokenizer files); returns it.
+
+  Regression exports one label with problem_type "regression"; its logit is our prediction in the
+  scaled [0, 1] target space.
+  """
+  if model.kind not in _SENTENCE_KINDS:
+    raise ValueError(f"ElectraForSequenceClassification holds {_SENTENCE_KINDS} models; this "
+                     f"one is {model.kind!r}.")
+  num_labels = model.head.dense.units
+  if model.kind == "classification":
+    label_list = [str(l) for l in label_list or range(num_labels)]
+    if len(label_list) != num_labels:
+      raise ValueError(f"The model has {num_labels} labels; label_list is {label_list!r}.")
+  else:
+    label_list = ["LABEL_0"]
+  encoder = model.encoder
+  last = f"{encoder.name}/layer_{encoder.config.num_hidden_layers - 1}/output_layer_norm/"
+  values = {v.path: v.numpy() for v in encoder.variables}
+  head = model.head.dense
+  tensors = huggingface._tensors(encoder.variables, "electra.")  # pylint: disable=protected-access
+  tensors.update(_identity_head(head.kernel.numpy(), head.bias.numpy(),
+                                values[last + "gamma"], values[last + "beta"]))
+  config = huggingface._hf_config(  # pylint: disable=protected-access
+      encoder.config, "ElectraForSequenceClassification")
+  config.update(num_labels=num_labels, id2label=dict(enumerate(label_list)),
+                label2id={l: i for i, l in enumerate(label_list)})
+  if model.kind == "regression":
+    config["problem_type"] = "regression"
+  return huggingface._write_folder(  # pylint: disable=protected-access
+      output_dir, config, tensors, vocab_file, do_lower_case)

@@ -150,8 +150,10 @@ def main():
   fmt = dict(B=BATCH, T=LENGTH, V=VOCAB, P=MASKED, steps=args.steps, warmup=args.warmup)
   results = {"peak_flops": _run(PEAK_CODE.format(**fmt))}
   results["torch"] = _run(TORCH_CODE.format(**fmt))
+  print("torch", results["torch"], flush=True)
   for mode in args.modes.split(","):
     results[mode] = _run(OURS_CODE.format(hparams=repr(MODES[mode]), **fmt))
+    print(mode, results[mode], flush=True)
   flops = {"torch": train_flops_per_token(LENGTH)}
   base = results["torch"]["tokens_per_s"]
   print(f"{'mode':10s} {'tokens/s':>9s} {'vs torch':>9s} {'MFU':>6s} {'mlm loss':>9s} "

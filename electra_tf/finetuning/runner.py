@@ -172,11 +172,6 @@ def _write_json(path, value):
   records.write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
-def _set_precision(config):
-  keras.mixed_precision.set_global_policy(
-      {None: "float32", "bfloat16": "mixed_bfloat16"}[config.mixed_precision])
-
-
 # ----- the runner -------------------------------------------------------------------------------
 
 class FinetuningRunner:
@@ -184,7 +179,7 @@ class FinetuningRunner:
 
   def __init__(self, config, strategy=None):
     self.config = config
-    _set_precision(config)
+    distribution.set_precision_policy(config.mixed_precision)
     self.strategy = strategy or distribution.create_strategy(
         config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu)
     self.is_chief = distribution.is_chief(self.strategy)
@@ -257,7 +252,7 @@ class FinetuningRunner:
     """A fresh model and optimizer for one trial (seeded), under the strategy's scope."""
     config = self.config
     keras.backend.clear_session()  # fresh layer names and memory for every model
-    _set_precision(config)
+    distribution.set_precision_policy(config.mixed_precision)
     keras.utils.set_random_seed(config.seed + trial - 1)
     with self.strategy.scope():
       model = FinetuningModel(self.encoder_config, task, config)

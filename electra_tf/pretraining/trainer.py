@@ -38,17 +38,12 @@ def _vocab_facts(config):
   return vocab["[MASK]"], special, continuation
 
 
-def _set_precision(config):
-  policy = {None: "float32", "bfloat16": "mixed_bfloat16"}
-  keras.mixed_precision.set_global_policy(policy[config.mixed_precision])
-
-
 class Pretrainer:
   """Everything `run_pretraining.py` does, as an object tests and benchmarks can drive."""
 
   def __init__(self, config, strategy=None):
     self.config = config
-    _set_precision(config)
+    distribution.set_precision_policy(config.mixed_precision)
     self.strategy = strategy or distribution.create_strategy(
         config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu)
     self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)

@@ -4,6 +4,7 @@ import json
 import os
 
 from absl import logging
+import keras
 import tensorflow as tf
 
 
@@ -71,3 +72,12 @@ def worker_index(strategy):
   if resolver is None or resolver.task_id is None:
     return 0
   return int(resolver.task_id)
+
+
+def set_precision_policy(mixed_precision):
+  """Keras's global dtype policy for a run: None (float32) or "bfloat16" (mixed_bfloat16).
+
+  Set before the model is built; shared by pre-training and fine-tuning.
+  """
+  keras.mixed_precision.set_global_policy(
+      {None: "float32", "bfloat16": "mixed_bfloat16"}[mixed_precision])

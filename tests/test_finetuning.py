@@ -12,8 +12,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO_ROOT, shared_path
+from electra_tf.conversion import cli
 from electra_tf.data import pretraining_data
 from electra_tf.finetuning import runner as runner_lib
+from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
@@ -155,6 +157,68 @@ def test_command_line_evaluates_the_finetuned_model(data_dir, all_kinds, tmp_pat
     scores = json.load(f)["trials"][0]["question_pair"]
   assert scores["accuracy"] == all_kinds[0]["question_pair"]["accuracy"]
   assert scores["loss"] == pytest.approx(all_kinds[0]["question_pair"]["loss"], rel=1e-5)
+
+
+def _test_rows(data_dir, task_name):
+  task = tasks_lib.get_task(task_name, raw_dir=f"{data_dir}/finetuning_data/{task_name}")
+  examples = task.get_examples("test")
+  with open(f"{data_dir}/models/tiny/test_predictions/trial_1/{task_name}_test.tsv") as f:
+    predictions = [row.split("\t")[1] for row in f.read().splitlines()[1:]]
+  assert len(examples) == len(predictions) == 16
+  return [ex.text_a for ex in examples], [ex.text_b or "" for ex in examples], predictions
+
+
+def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_path):
+  """electra-convert --from ours --to saved_model / hf on fine-tuned model dirs: the SavedModel
+  reads the raw test texts and predicts what run_finetuning wrote for them; the HF
+  ElectraForSequenceClassification gives the same logits."""
+  models = f"{data_dir}/models/tiny/finetuning_models"
+  exported = str(tmp_path / "question_pair_serving")
+  result = subprocess.run(
+      [sys.executable, "-m", "electra_tf.conversion.cli", "--from", "ours", "--to",
+       "saved_model", "--input", f"{models}/question_pair_model_1", "--output", exported],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "serving_default(text_a, text_b)" in result.stdout
+  text_a, text_b, labels = _test_rows(data_dir, "question_pair")
+  serve = tf.saved_model.load(exported).signatures["serving_default"]
+  served = serve(text_a=tf.constant(text_a), text_b=tf.constant(text_b))
+  assert [l.decode() for l in served["labels"].numpy()] == labels
+  np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, atol=1e-6)
+
+  assert cli.main(["electra-convert", "--from", "ours", "--to", "saved_model", "--input",
+                   f"{models}/korsts_model_1", "--output", str(tmp_path / "korsts")]) == 0
+  text_a, text_b, scores = _test_rows(data_dir, "korsts")
+  serve = tf.saved_model.load(str(tmp_path / "korsts")).signatures["serving_default"]
+  predictions = serve(text_a=tf.constant(text_a), text_b=tf.constant(text_b))["predictions"]
+  np.testing.assert_allclose(np.clip(predictions.numpy(), 0.0, 5.0),
+                             [float(s) for s in scores], rtol=0, atol=6e-4)
+
+  transformers = pytest.importorskip("transformers")
+  torch = pytest.importorskip("torch")
+  hf_dir = str(tmp_path / "question_pair_hf")
+  assert cli.main(["electra-convert", "--from", "ours", "--to", "hf", "--input",
+                   f"{models}/question_pair_model_1", "--output", hf_dir]) == 0
+  hf_model = transformers.ElectraForSequenceClassification.from_pretrained(hf_dir).eval()
+  text_a, text_b, labels = _test_rows(data_dir, "question_pair")
+  encoded = transformers.AutoTokenizer.from_pretrained(hf_dir)(
+      text_a, text_b, padding="max_length", truncation="longest_first", max_length=64,
+      return_tensors="pt")
+  with torch.no_grad():
+    logits = hf_model(**encoded).logits.numpy()
+  np.testing.assert_allclose(logits, served["logits"].numpy(), rtol=0, atol=1e-4)
+  assert [hf_model.config.id2label[i] for i in logits.argmax(-1)] == labels
+
+
+def test_exports_refuse_what_they_cannot_serve(data_dir, all_kinds, tmp_path):
+  models = f"{data_dir}/models/tiny/finetuning_models"
+  with pytest.raises(ValueError, match="tagging model for task 'naver_ner'"):
+    cli.convert("ours", "saved_model", f"{models}/naver_ner_model_1", str(tmp_path / "a"))
+  with pytest.raises(ValueError, match="--to saved_model exports a fine-tuned"):
+    cli.convert("ours", "saved_model", f"{data_dir}/models/tiny", str(tmp_path / "b"))
+  with pytest.raises(FileNotFoundError, match="pass --vocab_file"):
+    cli.convert("ours", "saved_model", f"{models}/korsts_model_1", str(tmp_path / "d"),
+                vocab_file=str(tmp_path / "missing.txt"))
 
 
 def test_trials_json_spec_task_and_init_checkpoint_on_another_filesystem(data_dir, ram_dir):

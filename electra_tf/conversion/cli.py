@@ -6,10 +6,16 @@ this project's model directories and Hugging Face folders.
   electra-convert --from reference --to ours --input CKPT --output DATA/models/NAME
   electra-convert --from ours --to hf --input DATA/models/NAME --output OUT
   electra-convert --from hf --to ours --input HF_FOLDER --output DATA/models/NAME
+  electra-convert --from ours --to saved_model --input DATA/models/NAME/finetuning_models/T_model_1 \
+      --output EXPORT_DIR
+  electra-convert --from ours --to hf --input DATA/models/NAME/finetuning_models/T_model_1 \
+      --output OUT
 
-Every conversion reads into a `PretrainingModel` and writes it out: a new format is one reader in
-`READERS` or one writer in `WRITERS`. The Hugging Face side is imported only when used: it needs
-the `hf` extra (safetensors).
+Every conversion reads into a `PretrainingModel` (pre-trained models) or a
+`saved_model.FinetunedModel` (run_finetuning.py's classification and regression models) and
+writes it out: a new format is one reader in `READERS` or one writer in `WRITERS`. Fine-tuned
+models go to a SavedModel that reads raw strings, or to `ElectraForSequenceClassification`. The
+Hugging Face side is imported only when used: it needs the `hf` extra (safetensors).
 """
 
 import json
@@ -23,6 +29,7 @@ import tensorflow as tf
 from electra_tf import flags_util
 from electra_tf import hparams as hp
 from electra_tf.conversion import reference
+from electra_tf.conversion import saved_model
 
 
 def _beside(path, name):
@@ -41,6 +48,9 @@ def _read_ours(path, hparams, vocab_file):
   if hparams:
     raise ValueError("--hparams does not apply to --from ours: the model dir's "
                      "pretrain_config.json fixes the model.")
+  if saved_model.is_finetuned_model_dir(path):
+    finetuned = saved_model.load_finetuned_model(path, vocab_file)
+    return finetuned, finetuned.vocab_file
   if vocab_file is None:  # the model dir's copy, else DATA/vocab.txt of DATA/models/NAME
     folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
     data_dir = posixpath.dirname(posixpath.dirname(folder.rstrip("/")))
@@ -67,16 +77,34 @@ def _write_ours(model, output, vocab_file):
 def _write_hf(model, output, vocab_file):
   if not vocab_file:
     raise ValueError("--to hf needs a vocabulary for the tokenizer files: pass --vocab_file.")
-  from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
-  written = huggingface.save_pretraining_model(model, output, vocab_file)
+  if isinstance(model, saved_model.FinetunedModel):
+    written = [model.save_sequence_classifier(output)]
+  else:
+    from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
+    written = huggingface.save_pretraining_model(model, output, vocab_file)
   print("Wrote " + ", ".join(written))
   return written
 
 
-# Format -> (input path, hparams dict, vocab file or None) -> (PretrainingModel, vocab file).
+def _write_saved_model(model, output, vocab_file):
+  del vocab_file  # the fine-tuned model's own (or --vocab_file, applied when reading)
+  if not isinstance(model, saved_model.FinetunedModel):
+    raise ValueError("--to saved_model exports a fine-tuned classifier or regressor: pass "
+                     "--from ours --input DATA/models/NAME/finetuning_models/<task>_model_<trial> "
+                     "(fine-tune a pre-trained model with run_finetuning.py first).")
+  info = model.info
+  model.export_saved_model(output)
+  inputs = "text_a, text_b" if info["text_pairs"] else "text_a"
+  print(f"Wrote {output}: {info['kind']} model for {info['task']}, serving_default({inputs}) on "
+        "[B] strings; load it with tensorflow and `import tensorflow_text`.")
+  return [output]
+
+
+# Format -> (input path, hparams dict, vocab file or None)
+#   -> (PretrainingModel or FinetunedModel, vocab file).
 READERS = {"reference": _read_reference, "ours": _read_ours, "hf": _read_hf}
 # Format -> (model, output path, vocab file or None) -> the paths written.
-WRITERS = {"ours": _write_ours, "hf": _write_hf}
+WRITERS = {"ours": _write_ours, "hf": _write_hf, "saved_model": _write_saved_model}
 
 
 def convert(source, target, input_path, output, vocab_file=None, hparams=None):
@@ -91,10 +119,13 @@ def _define_flags(fv):
   flags.DEFINE_enum("from", None, sorted(READERS), "Format of --input.", flag_values=fv)
   flags.DEFINE_enum("to", None, sorted(WRITERS), "Format to write to --output.", flag_values=fv)
   flags.DEFINE_string("input", None, "reference: TF1 checkpoint folder or prefix; ours: model dir "
+                      "(pre-trained, or fine-tuned: finetuning_models/<task>_model_<trial>) "
                       "or its ckpt-N; hf: a model folder, or one holding discriminator/ and "
                       "generator/.", flag_values=fv)
   flags.DEFINE_string("output", None, "ours: DATA/models/NAME; hf: a folder that receives "
-                      "discriminator/ and generator/.", flag_values=fv)
+                      "discriminator/ and generator/ (a fine-tuned model: the folder of its "
+                      "ElectraForSequenceClassification); saved_model: the export folder.",
+                      flag_values=fv)
   flags.DEFINE_string("vocab_file", None, "The vocabulary (default: vocab.txt found with the "
                       "input).", flag_values=fv)
   flags.DEFINE_string("hparams", None, "JSON dict or file of PretrainingConfig hparams and encoder "

@@ -18,15 +18,27 @@ output (|x_j| <= |gamma_j| sqrt(H) + |beta_j|), where gelu is the identity in fl
 1), and folds `-W c` into out_proj's bias: the same logits up to float32 rounding of `x + c`
 (about 3e-5 for a base-size head, c <= 60). Fine-tuning it further in HF trains a genuine
 two-layer head from that starting point.
+
+Both read a fine-tuned model directory (`load_finetuned_model`): run_finetuning.py's
+`finetuning_models/<task>_model_<trial>` with its checkpoint, `encoder_config.json` and
+`task_info.json` (kind, labels, target range, text pairs, max_seq_length, casing, vocabulary).
 """
 
+import dataclasses
+import json
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from electra_tf import hparams as hp
 from electra_tf import tokenization
-from electra_tf.conversion import huggingface
+from electra_tf.finetuning.config import TASK_INFO, checkpoint_dir
+from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.runner import restore_variables
+from electra_tf.finetuning.tasks import Task
+from electra_tf.modeling import EncoderConfig
+from electra_tf.pretraining.trainer import ENCODER_CONFIG
 
 # gelu(x) == x in float32 for x >= this (erf(x / sqrt(2)) rounds to 1).
 _GELU_IDENTITY_FROM = 6.0
@@ -165,6 +177,8 @@ def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_
       raise ValueError(f"The model has {num_labels} labels; label_list is {label_list!r}.")
   else:
     label_list = ["LABEL_0"]
+  # The Hugging Face side needs the `hf` extra (safetensors): imported only here.
+  from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
   encoder = model.encoder
   last = f"{encoder.name}/layer_{encoder.config.num_hidden_layers - 1}/output_layer_norm/"
   values = {v.path: v.numpy() for v in encoder.variables}
@@ -180,3 +194,58 @@ def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_
     config["problem_type"] = "regression"
   return huggingface._write_folder(  # pylint: disable=protected-access
       output_dir, config, tensors, vocab_file, do_lower_case)
+
+
+@dataclasses.dataclass
+class FinetunedModel:
+  """A fine-tuned sentence model restored from its directory, with what exporting it needs."""
+  model: FinetuningModel
+  info: dict  # task_info.json: task, kind, label_list, regression_range, text_pairs, ...
+  vocab_file: str
+  checkpoint: str
+
+  def export_saved_model(self, export_dir):
+    info = self.info
+    return export_saved_model(
+        self.model, export_dir, self.vocab_file, info["max_seq_length"], info["do_lower_case"],
+        info["label_list"], info["regression_range"], info["text_pairs"])
+
+  def save_sequence_classifier(self, output_dir):
+    return save_sequence_classifier(self.model, output_dir, self.vocab_file,
+                                    self.info["label_list"], self.info["do_lower_case"])
+
+
+def is_finetuned_model_dir(path):
+  """Whether `path` (a folder or a `ckpt-N` prefix in one) is a run_finetuning.py model dir."""
+  return tf.io.gfile.exists(hp.gfile_join(checkpoint_dir(path), TASK_INFO))
+
+
+def load_finetuned_model(path, vocab_file=None):
+  """A run_finetuning.py model dir (or one `ckpt-N` in it) -> `FinetunedModel`.
+
+  The vocabulary is `vocab_file`, else the one the model was fine-tuned with (task_info.json).
+  """
+  folder = checkpoint_dir(path)
+  files = {}
+  for name in (ENCODER_CONFIG, TASK_INFO):
+    file_path = hp.gfile_join(folder, name)
+    if not tf.io.gfile.exists(file_path):
+      raise FileNotFoundError(f"{file_path} not found: {folder} is not a model dir written by "
+                              "run_finetuning.py (finetuning_models/<task>_model_<trial>).")
+    with tf.io.gfile.GFile(file_path) as f:
+      files[name] = json.loads(f.read())
+  info = files[TASK_INFO]
+  if info["kind"] not in _SENTENCE_KINDS:
+    raise ValueError(f"{folder} holds a {info['kind']} model for task {info['task']!r}; only "
+                     f"{' and '.join(_SENTENCE_KINDS)} models export (SavedModel serving, "
+                     "ElectraForSequenceClassification).")
+  vocab_file = vocab_file or info["vocab_file"]
+  if not tf.io.gfile.exists(vocab_file):
+    raise FileNotFoundError(f"Vocabulary {vocab_file} (from {folder}/{TASK_INFO}) not found: "
+                            "pass --vocab_file.")
+  task = Task(info["task"], info["kind"], "tsv", {}, (), labels=info["label_list"],
+              regression_range=info["regression_range"])
+  model = FinetuningModel(EncoderConfig.from_dict(files[ENCODER_CONFIG]), task, None)
+  model.build_all(info["max_seq_length"])
+  checkpoint = restore_variables(model.trainable_variables, path)
+  return FinetunedModel(model, info, vocab_file, checkpoint)

@@ -26,10 +26,12 @@ from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.pretraining.config import MIXED_PRECISION_POLICIES, STRATEGIES
 from electra_tf.pretraining.trainer import ENCODER_CONFIG
 
-__all__ = ["FinetuningConfig", "FINETUNE_CONFIG", "PRETRAIN_CONFIG", "checkpoint_dir"]
+__all__ = ["FinetuningConfig", "FINETUNE_CONFIG", "PRETRAIN_CONFIG", "TASK_INFO",
+           "checkpoint_dir"]
 
 PRETRAIN_CONFIG = "pretrain_config.json"  # written by run_pretraining.py
 FINETUNE_CONFIG = "finetune_config.json"  # written beside every fine-tuned model
+TASK_INFO = "task_info.json"  # the task's kind, labels and inputs, beside every fine-tuned model
 
 # The reference's run_finetuning shrinks the transformer in debug mode.
 _DEBUG_MODEL = {"num_hidden_layers": 3, "hidden_size": 144, "intermediate_size": 144 * 4,

@@ -29,14 +29,14 @@ from electra_tf.data import records
 from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
-from electra_tf.finetuning.config import FINETUNE_CONFIG
+from electra_tf.finetuning.config import FINETUNE_CONFIG, TASK_INFO
 from electra_tf.finetuning.model import FinetuningModel, label_keys
 from electra_tf.modeling import EncoderConfig
 from electra_tf.pretraining.trainer import ENCODER_CONFIG
 from electra_tf.training import distribution, loop, optimization
 
 __all__ = ["FinetuningRunner", "checkpoint_key", "restore_variables", "run_finetuning",
-           "summarize", "write_results"]
+           "summarize", "task_info", "write_results"]
 
 _INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 # Hyperparameters that determine the trained weights: a checkpoint made with other values is not
@@ -103,6 +103,16 @@ def restore_variables(variables, checkpoint):
   for v in variables:
     v.assign(reader.get_tensor(checkpoint_key(v.path)))
   return prefix
+
+
+def task_info(task, config, arrays):
+  """What serving and export need to know about a fine-tuned model beyond its weights: the
+  task's kind, labels, target range, whether it reads text pairs, and the input settings."""
+  return {"task": task.name, "kind": task.kind, "label_list": task.label_list,
+          "regression_range": task.regression_range,
+          "text_pairs": bool(np.any(arrays["segment_ids"])),
+          "max_seq_length": config.max_seq_length, "do_lower_case": config.do_lower_case,
+          "vocab_file": config.vocab_file}
 
 
 # ----- data -------------------------------------------------------------------------------------
@@ -305,6 +315,8 @@ class FinetuningRunner:
       records.write_text_atomic(f"{model_dir}/{ENCODER_CONFIG}", json.dumps(
           self.encoder_config.to_dict(), indent=2, sort_keys=True) + "\n")
       records.write_text_atomic(f"{model_dir}/{FINETUNE_CONFIG}", config.to_json())
+      records.write_text_atomic(f"{model_dir}/{TASK_INFO}", json.dumps(
+          task_info(task, config, arrays), indent=2, ensure_ascii=False) + "\n")
     seed = config.seed + trial - 1
 
     def loss_fn(features, step_seed, training):

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from electra_tf.modeling import (
     DiscriminatorHead,
+    Dropout,
     Embeddings,
     EncoderConfig,
     MaskedLMHead,
@@ -293,3 +294,46 @@ def test_mixed_bfloat16(mixed_bfloat16):
     assert np.all(np.isfinite(mlm_logits.numpy()))
     variables = encoder.weights + discriminator.weights + generator.weights
     assert all(v.dtype == "float32" for v in variables)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_dropout_statistics_gradient_and_seed_state(jit_compile, dtype):
+    """Drop probability `rate` (to 2^-16), kept values scaled by 1/(1-rate), independent
+    draws per element and per call, gradient = the same mask, stream restored with the
+    seed state (what checkpoints hold)."""
+    layer = Dropout(0.1, seed=7, dtype=dtype)
+    x = tf.ones([64, 4, 128, 129], dtype)  # odd size: one 16-bit half left over
+
+    @tf.function(jit_compile=jit_compile)
+    def forward_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            total = tf.reduce_sum(tf.cast(y, tf.float32))
+        return y, tape.gradient(total, x)
+
+    state = layer.seed_generator.state.numpy()
+    y, grad = (t.numpy().astype(np.float32) for t in forward_and_grad(x))
+    dropped = y == 0
+    n = dropped.size
+    assert abs(dropped.mean() - 0.1) < 4 * math.sqrt(0.09 / n)
+    np.testing.assert_allclose(y[~dropped], 1 / 0.9, rtol=1e-2 if dtype == "bfloat16" else 1e-6)
+    np.testing.assert_array_equal(grad, y)  # d(sum y)/dx is the scaled mask itself
+    # Neighbouring elements (the two halves of one random word) are independent.
+    flat = dropped.reshape(-1)[: n - n % 2].reshape(-1, 2)
+    both = (flat[:, 0] & flat[:, 1]).mean()
+    assert abs(both - 0.01) < 4 * math.sqrt(0.01 / flat.shape[0])
+    again = forward_and_grad(x)[0].numpy().astype(np.float32)
+    assert 0.15 < ((again == 0) != dropped).mean() < 0.21  # a fresh mask each call
+    layer.seed_generator.state.assign(state)
+    np.testing.assert_array_equal(forward_and_grad(x)[0].numpy().astype(np.float32), y)
+
+
+def test_dropout_identity_at_inference_and_rate_bounds():
+    x = tf.random.normal([3, 5])
+    np.testing.assert_array_equal(Dropout(0.5)(x, training=False), x)
+    np.testing.assert_array_equal(Dropout(0.0)(x, training=True), x)
+    np.testing.assert_array_equal(Dropout(1.0)(x, training=True), tf.zeros_like(x))
+    with pytest.raises(ValueError, match="rate must be in"):
+        Dropout(1.5)

@@ -18,7 +18,7 @@ as in the pre-training checkpoint (`electra/layer_0/...`); heads are named
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling import TransformerEncoder, get_activation
+from electra_tf.modeling import Dropout, TransformerEncoder, get_activation
 
 # Added to the logits of positions that cannot start or end an answer (the reference's value).
 _OUTSIDE = 1000.0
@@ -33,7 +33,7 @@ class SentenceHead(keras.layers.Layer):
 
   def __init__(self, num_outputs, **kwargs):
     super().__init__(**kwargs)
-    self.dropout = keras.layers.Dropout(_HEAD_DROPOUT, dtype=self.dtype_policy, name="dropout")
+    self.dropout = Dropout(_HEAD_DROPOUT, dtype=self.dtype_policy, name="dropout")
     self.dense = keras.layers.Dense(num_outputs, dtype=self.dtype_policy, name="dense")
 
   def build(self, input_shape):

@@ -1,5 +1,6 @@
 """Keras 3 building blocks of BERT/ELECTRA encoders and their output heads."""
 from electra_tf.modeling.config import EncoderConfig
+from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead, gather_positions
@@ -7,6 +8,7 @@ from electra_tf.modeling.transformer import SelfAttention, TransformerBlock, get
 
 __all__ = [
     "DiscriminatorHead",
+    "Dropout",
     "Embeddings",
     "EncoderConfig",
     "MaskedLMHead",

@@ -3,6 +3,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling.config import EncoderConfig
+from electra_tf.modeling.dropout import Dropout
 
 
 def truncated_normal(stddev: float) -> keras.initializers.Initializer:
@@ -44,7 +45,7 @@ class Embeddings(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
-        self.dropout = keras.layers.Dropout(
+        self.dropout = Dropout(
             dropout_rate, dtype=self.dtype_policy, name="dropout"
         )
 

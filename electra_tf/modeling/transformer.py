@@ -4,6 +4,7 @@ import math
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
 
 # Added to attention scores of padded keys, as in BERT; exp() of it is 0 in fp32.
@@ -82,7 +83,7 @@ class SelfAttention(keras.layers.Layer):
         self.output_dense = projection(
             "btnd,ndh->bth", (None, hidden_size), "h", "output"
         )
-        self.dropout = keras.layers.Dropout(
+        self.dropout = Dropout(
             self.dropout_rate, dtype=self.dtype_policy, name="dropout"
         )
         for layer in (self.query, self.key, self.value):
@@ -195,7 +196,7 @@ class TransformerBlock(keras.layers.Layer):
             name="output_layer_norm",
         )
         # Stateless apart from its seed, so one layer serves both sites.
-        self.dropout = keras.layers.Dropout(
+        self.dropout = Dropout(
             self.dropout_rate, dtype=self.dtype_policy, name="dropout"
         )
         self.attention.build(input_shape)

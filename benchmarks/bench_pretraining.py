@@ -168,6 +168,10 @@ def main():
           f"{r['mlm_loss']:9.3f} {r['disc_loss']:9.3f} {r['peak_rss_mb']:8.0f}")
   print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f}"
                                              for k, v in results["peak_flops"].items()))
+  # The most any implementation of this step could do here: every model FLOP at the peak.
+  ceiling = results["peak_flops"]["float32"] / train_flops_per_token(MASKED)
+  results["fp32_ceiling_tokens_per_s"] = ceiling
+  print(f"fp32 ceiling (100% MFU): {ceiling:.0f} tokens/s = {ceiling / base:.2f}x torch")
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(results, f, indent=2)

@@ -144,6 +144,8 @@ def test_unknown_hparam_names_closest_key():
         PretrainingConfig("m", "/d", mask_strategy="span")
     with pytest.raises(ValueError, match="did you mean 'hidden_size'"):
         PretrainingConfig("m", "/d", model_hparam_overrides={"hiden_size": 3})
+    with pytest.raises(ValueError, match="electric_objective is not implemented"):
+        PretrainingConfig("m", "/d", electric_objective=True)
 
 
 def test_load_hparams_from_string_file_and_none():

@@ -207,6 +207,11 @@ class PretrainingConfig(hp.HParams):
         check("mask_strategy", MASK_STRATEGIES)
         check("mixed_precision", MIXED_PRECISION_POLICIES)
         check("strategy", STRATEGIES)
+        if self.electric_objective:
+            raise ValueError(
+                "electric_objective is not implemented yet (the Electric two-tower cloze "
+                "objective is planned); set electric_objective to false to train ELECTRA "
+                "(electra_objective true) or a masked LM (electra_objective false).")
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1), got %r" % (self.mask_prob,))
         if not isinstance(self.model_hparam_overrides, dict):

@@ -79,27 +79,11 @@ print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=losses[0], 
 """
 
 OURS_CODE = """
-import resource, tempfile, time
-import numpy as np, tensorflow as tf
-from electra_tf.pretraining.config import PretrainingConfig
-from electra_tf.pretraining.trainer import Pretrainer
-from electra_tf.data import records
-B, T, V, steps, warmup = {B}, {T}, {V}, {steps}, {warmup}
-data = tempfile.mkdtemp()
-tf.io.gfile.makedirs(data + "/pretrain_tfrecords")
-vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + ["w%d" % i for i in range(V - 5)]
-open(data + "/vocab.txt", "w").write("\\n".join(vocab) + "\\n")
-rng = np.random.default_rng(0)
-with tf.io.TFRecordWriter(data + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1") as w:
-  for _ in range(B * 4):
-    ids = [2] + rng.integers(5, V, T - 2).tolist() + [3]
-    w.write(records.encode_int64_example(dict(input_ids=ids, input_mask=[1] * T,
-                                              segment_ids=[0] * T)))
-config = PretrainingConfig("bench", data, model_size="small", vocab_size=V, max_seq_length=T,
-    train_batch_size=B, num_train_steps=warmup + steps, iterations_per_loop=steps,
-    save_checkpoints_steps=10**9, **{hparams})
-p = Pretrainer(config)
-loop = p.train_loop
+import resource, time
+import tensorflow as tf
+from pretraining_workload import make_pretrainer
+B, T, steps, warmup = {B}, {T}, {steps}, {warmup}
+loop = make_pretrainer({hparams}, steps, num_train_steps=warmup + steps).train_loop
 loop._loop_fn(tf.constant(warmup))
 start = time.perf_counter()
 means, _ = loop._loop_fn(tf.constant(steps))
@@ -131,7 +115,7 @@ MODES = {
 
 
 def _run(code):
-  env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, HERE]), "TF_CPP_MIN_LOG_LEVEL": "3"}
   prelude = "import json, os, sys\n"
   result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env,
                           capture_output=True, text=True)

@@ -16,37 +16,13 @@ import os
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-from electra_tf.data import records
-from electra_tf.pretraining.config import PretrainingConfig
-from electra_tf.pretraining.trainer import Pretrainer
+from pretraining_workload import BATCH, LENGTH, make_pretrainer
 
-BATCH, LENGTH, VOCAB = 32, 128, 30522
 # Trace events that contain other ops' events rather than being ops themselves.
 _ENVELOPES = ("Process", "Run", "PartitionedCall", "StatefulPartitionedCall", "While")
-
-
-def make_pretrainer(hparams, steps):
-  """The benchmark's synthetic-data ELECTRA-Small Pretrainer."""
-  data = tempfile.mkdtemp()
-  tf.io.gfile.makedirs(data + "/pretrain_tfrecords")
-  vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(VOCAB - 5)]
-  with open(data + "/vocab.txt", "w", encoding="utf-8") as f:
-    f.write("\n".join(vocab) + "\n")
-  rng = np.random.default_rng(0)
-  with tf.io.TFRecordWriter(data + "/pretrain_tfrecords/pretrain_data.tfrecord-0-of-1") as w:
-    for _ in range(BATCH * 4):
-      ids = [2] + rng.integers(5, VOCAB, LENGTH - 2).tolist() + [3]
-      w.write(records.encode_int64_example(dict(input_ids=ids, input_mask=[1] * LENGTH,
-                                                segment_ids=[0] * LENGTH)))
-  config = PretrainingConfig("bench", data, model_size="small", vocab_size=VOCAB,
-                             max_seq_length=LENGTH, train_batch_size=BATCH,
-                             num_train_steps=10 ** 6, iterations_per_loop=steps,
-                             save_checkpoints_steps=10 ** 9, **hparams)
-  return Pretrainer(config)
 
 
 def phase(op_name):

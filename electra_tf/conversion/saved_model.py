@@ -25,7 +25,6 @@ Both read a fine-tuned model directory (`load_finetuned_model`): run_finetuning.
 """
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -33,7 +32,7 @@ import tensorflow as tf
 
 from electra_tf import hparams as hp
 from electra_tf import tokenization
-from electra_tf.finetuning.config import TASK_INFO, checkpoint_dir
+from electra_tf.finetuning.config import TASK_INFO, checkpoint_dir, read_json
 from electra_tf.finetuning.model import FinetuningModel
 from electra_tf.finetuning.runner import restore_variables
 from electra_tf.finetuning.tasks import Task
@@ -228,12 +227,11 @@ def load_finetuned_model(path, vocab_file=None):
   folder = checkpoint_dir(path)
   files = {}
   for name in (ENCODER_CONFIG, TASK_INFO):
-    file_path = hp.gfile_join(folder, name)
-    if not tf.io.gfile.exists(file_path):
-      raise FileNotFoundError(f"{file_path} not found: {folder} is not a model dir written by "
-                              "run_finetuning.py (finetuning_models/<task>_model_<trial>).")
-    with tf.io.gfile.GFile(file_path) as f:
-      files[name] = json.loads(f.read())
+    files[name] = read_json(hp.gfile_join(folder, name))
+    if files[name] is None:
+      raise FileNotFoundError(f"{hp.gfile_join(folder, name)} not found: {folder} is not a model "
+                              "dir written by run_finetuning.py "
+                              "(finetuning_models/<task>_model_<trial>).")
   info = files[TASK_INFO]
   if info["kind"] not in _SENTENCE_KINDS:
     raise ValueError(f"{folder} holds a {info['kind']} model for task {info['task']!r}; only "

@@ -27,7 +27,7 @@ from electra_tf.pretraining.config import MIXED_PRECISION_POLICIES, STRATEGIES
 from electra_tf.pretraining.trainer import ENCODER_CONFIG
 
 __all__ = ["FinetuningConfig", "FINETUNE_CONFIG", "PRETRAIN_CONFIG", "TASK_INFO",
-           "checkpoint_dir"]
+           "checkpoint_dir", "read_json"]
 
 PRETRAIN_CONFIG = "pretrain_config.json"  # written by run_pretraining.py
 FINETUNE_CONFIG = "finetune_config.json"  # written beside every fine-tuned model
@@ -49,7 +49,8 @@ def checkpoint_dir(path):
   return path
 
 
-def _read_json(path):
+def read_json(path):
+  """A JSON file's value, or None when the file does not exist (any gfile path)."""
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path, "r") as f:
@@ -190,15 +191,15 @@ class FinetuningConfig(hp.HParams):
     if not self.init_checkpoint:
       return {}
     folder = checkpoint_dir(self.init_checkpoint)
-    config = (_read_json(hp.gfile_join(folder, PRETRAIN_CONFIG))
-              or _read_json(hp.gfile_join(folder, FINETUNE_CONFIG)))
-    return {ENCODER_CONFIG: _read_json(hp.gfile_join(folder, ENCODER_CONFIG)), "config": config}
+    config = (read_json(hp.gfile_join(folder, PRETRAIN_CONFIG))
+              or read_json(hp.gfile_join(folder, FINETUNE_CONFIG)))
+    return {ENCODER_CONFIG: read_json(hp.gfile_join(folder, ENCODER_CONFIG)), "config": config}
 
   def task_kind(self, name):
     """A task's kind from its spec, its folder's task.json or the registry (None if unknown)."""
     spec = self.task_specs.get(name)
     if spec is None:
-      spec = _read_json(hp.gfile_join(self.raw_data_dir.format(task=name), "task.json"))
+      spec = read_json(hp.gfile_join(self.raw_data_dir.format(task=name), "task.json"))
     if isinstance(spec, dict):
       return spec.get("kind")
     task = tasks_lib.BUILTIN_TASKS.get(name)

@@ -25,18 +25,19 @@ flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a J
 
 
 def main(argv):
-  del argv
-  for name in ("data_dir", "model_name"):
-    if not FLAGS[name].value:
-      raise flags.IllegalFlagValueError(f"--{name} is required")
-  config = FinetuningConfig(FLAGS.model_name, FLAGS.data_dir,
-                            **hparams_lib.load_hparams(FLAGS.hparams))
-  run_finetuning(config)
+    del argv
+    for name in ("data_dir", "model_name"):
+        if not FLAGS[name].value:
+            raise flags.IllegalFlagValueError(f"--{name} is required")
+    config = FinetuningConfig(
+        FLAGS.model_name, FLAGS.data_dir, **hparams_lib.load_hparams(FLAGS.hparams)
+    )
+    run_finetuning(config)
 
 
 def run():
-  flags_util.run_main(main)
+    flags_util.run_main(main)
 
 
 if __name__ == "__main__":
-  run()
+    run()

@@ -9,8 +9,7 @@ Re-running the same command continues from the last checkpoint. `--hparams` is a
 the path of a JSON file; every key is a `configure_pretraining.PretrainingConfig` field.
 """
 
-from absl import flags
-from absl import logging
+from absl import flags, logging
 
 from electra_tf import flags_util
 from electra_tf import hparams as hparams_lib
@@ -24,32 +23,32 @@ flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a J
 
 
 def run_pretraining(config):
-  """Trains and/or evaluates as the config says; returns the evaluation results (or None)."""
-  logging.info("Config:\n%s", config.to_json())
-  pretrainer = Pretrainer(config)
-  if config.do_train:
-    pretrainer.train()
-  if config.do_eval:
-    results = pretrainer.evaluate()
-    pretrainer.write_results(results)
-    return results
-  return None
+    """Trains and/or evaluates as the config says; returns the evaluation results (or None)."""
+    logging.info("Config:\n%s", config.to_json())
+    pretrainer = Pretrainer(config)
+    if config.do_train:
+        pretrainer.train()
+    if config.do_eval:
+        results = pretrainer.evaluate()
+        pretrainer.write_results(results)
+        return results
+    return None
 
 
 def main(argv):
-  del argv
-  for name in ("data_dir", "model_name"):
-    if not FLAGS[name].value:
-      raise flags.IllegalFlagValueError(f"--{name} is required")
-  hparams = hparams_lib.load_hparams(FLAGS.hparams)
-  hparams.pop("model_name", None)  # a saved pretrain_config.json names it; the flag decides
-  config = PretrainingConfig(FLAGS.model_name, FLAGS.data_dir, **hparams)
-  run_pretraining(config)
+    del argv
+    for name in ("data_dir", "model_name"):
+        if not FLAGS[name].value:
+            raise flags.IllegalFlagValueError(f"--{name} is required")
+    hparams = hparams_lib.load_hparams(FLAGS.hparams)
+    hparams.pop("model_name", None)  # a saved pretrain_config.json names it; the flag decides
+    config = PretrainingConfig(FLAGS.model_name, FLAGS.data_dir, **hparams)
+    run_pretraining(config)
 
 
 def run():
-  flags_util.run_main(main)
+    flags_util.run_main(main)
 
 
 if __name__ == "__main__":
-  run()
+    run()

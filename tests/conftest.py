@@ -12,14 +12,14 @@ SHARED = os.environ.get("ELECTRA_TF_SHARED", os.path.join(REPO_ROOT, "..", "shar
 
 
 def shared_path(*parts):
-  """Path inside ../shared, or skip the calling test when the folder is not there."""
-  path = os.path.join(SHARED, *parts)
-  if not os.path.exists(path):
-    pytest.skip(f"needs {path} (the project's ../shared data folder), which is absent")
-  return path
+    """Path inside ../shared, or skip the calling test when the folder is not there."""
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs {path} (the project's ../shared data folder), which is absent")
+    return path
 
 
 @pytest.fixture
 def ram_dir():
-  """A fresh in-memory directory standing in for a gs:// bucket."""
-  return f"ram://test-{uuid.uuid4().hex}"
+    """A fresh in-memory directory standing in for a gs:// bucket."""
+    return f"ram://test-{uuid.uuid4().hex}"

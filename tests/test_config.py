@@ -104,32 +104,63 @@ def test_base_and_large_size_defaults():
     # Like the released reference: only the embedding size and generator fraction follow
     # the size; the paper's 512-token / lr 2e-4 settings are opt-in via hparams.
     base = PretrainingConfig("m", "/d", model_size="base")
-    assert (base.max_seq_length, base.learning_rate, base.embedding_size,
-            base.generator_hidden_size, base.train_batch_size, base.mask_prob) == (
-                128, 5e-4, 768, 0.33333, 128, 0.15)
+    assert (
+        base.max_seq_length,
+        base.learning_rate,
+        base.embedding_size,
+        base.generator_hidden_size,
+        base.train_batch_size,
+        base.mask_prob,
+    ) == (128, 5e-4, 768, 0.33333, 128, 0.15)
     large = PretrainingConfig("m", "/d", model_size="large", max_seq_length=512)
-    assert (large.max_seq_length, large.learning_rate, large.embedding_size,
-            large.generator_hidden_size, large.train_batch_size, large.mask_prob) == (
-                512, 5e-4, 1024, 0.25, 128, 0.15)
+    assert (
+        large.max_seq_length,
+        large.learning_rate,
+        large.embedding_size,
+        large.generator_hidden_size,
+        large.train_batch_size,
+        large.mask_prob,
+    ) == (512, 5e-4, 1024, 0.25, 128, 0.15)
     assert large.max_predictions_per_seq == int((0.15 + 0.005) * 512)
     demo = PretrainingConfig("m", "/d", model_size="demo")
     assert (demo.learning_rate, demo.num_train_steps) == (1e-4, 300)
 
 
 def test_passed_hparams_override_size_and_debug_defaults():
-    config = PretrainingConfig("m", "/d", model_size="large", learning_rate=1e-4,
-                               mask_prob=0.15, max_seq_length=256, embedding_size=512)
-    assert (config.learning_rate, config.mask_prob, config.max_seq_length,
-            config.embedding_size, config.train_batch_size) == (1e-4, 0.15, 256, 512, 128)
+    config = PretrainingConfig(
+        "m",
+        "/d",
+        model_size="large",
+        learning_rate=1e-4,
+        mask_prob=0.15,
+        max_seq_length=256,
+        embedding_size=512,
+    )
+    assert (
+        config.learning_rate,
+        config.mask_prob,
+        config.max_seq_length,
+        config.embedding_size,
+        config.train_batch_size,
+    ) == (1e-4, 0.15, 256, 512, 128)
     assert config.max_predictions_per_seq == int(0.155 * 256)
     debug = PretrainingConfig("m", "/d", debug=True)
-    assert (debug.train_batch_size, debug.num_train_steps, debug.eval_batch_size,
-            debug.iterations_per_loop, debug.num_eval_steps) == (8, 20, 4, 1, 2)
+    assert (
+        debug.train_batch_size,
+        debug.num_train_steps,
+        debug.eval_batch_size,
+        debug.iterations_per_loop,
+        debug.num_eval_steps,
+    ) == (8, 20, 4, 1, 2)
     debug = PretrainingConfig("m", "/d", debug=True, train_batch_size=16)
     assert debug.train_batch_size == 16
     shape = debug.model_hparams()
-    assert (shape["num_hidden_layers"], shape["hidden_size"], shape["intermediate_size"],
-            shape["num_attention_heads"]) == (3, 144, 576, 4)
+    assert (
+        shape["num_hidden_layers"],
+        shape["hidden_size"],
+        shape["intermediate_size"],
+        shape["num_attention_heads"],
+    ) == (3, 144, 576, 4)
 
 
 def test_unknown_hparam_names_closest_key():
@@ -152,7 +183,9 @@ def test_load_hparams_from_string_file_and_none():
     assert hp.load_hparams(None) == {}
     assert hp.load_hparams("") == {}
     assert hp.load_hparams('{"learning_rate": 1e-4, "debug": true}') == {
-        "learning_rate": 1e-4, "debug": True}
+        "learning_rate": 1e-4,
+        "debug": True,
+    }
     path = _write(_ram_path("hparams.json"), {"train_batch_size": 7, "model_size": "base"})
     loaded = hp.load_hparams(path)
     assert loaded == {"train_batch_size": 7, "model_size": "base"}
@@ -179,56 +212,112 @@ def test_json_roundtrip_on_ram():
 def test_model_and_generator_hparams():
     small = PretrainingConfig("m", "/d")
     disc = small.model_hparams()
-    assert {k: disc[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                 "intermediate_size", "embedding_size", "vocab_size")} == {
-        "hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 4,
-        "intermediate_size": 1024, "embedding_size": 128, "vocab_size": 30522}
+    assert {
+        k: disc[k]
+        for k in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "embedding_size",
+            "vocab_size",
+        )
+    } == {
+        "hidden_size": 256,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 4,
+        "intermediate_size": 1024,
+        "embedding_size": 128,
+        "vocab_size": 30522,
+    }
     gen = small.generator_hparams()
-    assert (gen["hidden_size"], gen["num_attention_heads"], gen["intermediate_size"],
-            gen["num_hidden_layers"], gen["embedding_size"]) == (64, 1, 256, 12, 128)
+    assert (
+        gen["hidden_size"],
+        gen["num_attention_heads"],
+        gen["intermediate_size"],
+        gen["num_hidden_layers"],
+        gen["embedding_size"],
+    ) == (64, 1, 256, 12, 128)
 
     base = PretrainingConfig("m", "/d", model_size="base", generator_layers=0.5)
     gen = base.generator_hparams()
     # round(768 * 0.33333) = 256 -> 4 heads, as the reference's get_generator_config.
-    assert (gen["hidden_size"], gen["num_attention_heads"], gen["intermediate_size"],
-            gen["num_hidden_layers"]) == (256, 4, 1024, 6)
+    assert (
+        gen["hidden_size"],
+        gen["num_attention_heads"],
+        gen["intermediate_size"],
+        gen["num_hidden_layers"],
+    ) == (256, 4, 1024, 6)
 
     untied = PretrainingConfig("m", "/d", untied_generator_embeddings=True)
     assert untied.generator_hparams()["embedding_size"] == 64
 
     large = PretrainingConfig("m", "/d", model_size="large", vocab_size=1000)
     disc = large.model_hparams()
-    assert (disc["hidden_size"], disc["num_hidden_layers"], disc["num_attention_heads"],
-            disc["intermediate_size"], disc["vocab_size"]) == (1024, 24, 16, 4096, 1000)
+    assert (
+        disc["hidden_size"],
+        disc["num_hidden_layers"],
+        disc["num_attention_heads"],
+        disc["intermediate_size"],
+        disc["vocab_size"],
+    ) == (1024, 24, 16, 4096, 1000)
     assert large.generator_hparams()["hidden_size"] == 256
 
     tiny = PretrainingConfig("m", "/d", model_size="tiny").model_hparams()
-    assert (tiny["num_hidden_layers"], tiny["hidden_size"], tiny["intermediate_size"],
-            tiny["num_attention_heads"]) == (4, 312, 1200, 12)
+    assert (
+        tiny["num_hidden_layers"],
+        tiny["hidden_size"],
+        tiny["intermediate_size"],
+        tiny["num_attention_heads"],
+    ) == (4, 312, 1200, 12)
 
 
 def test_overriding_hidden_size_rederives_heads_like_the_reference():
     config = PretrainingConfig("m", "/d", model_hparam_overrides={"hidden_size": 512})
     disc = config.model_hparams()
     assert (disc["hidden_size"], disc["num_attention_heads"], disc["intermediate_size"]) == (
-        512, 8, 2048)
-    config = PretrainingConfig("m", "/d", model_hparam_overrides={
-        "hidden_size": 512, "num_attention_heads": 2, "hidden_dropout_prob": 0.0})
+        512,
+        8,
+        2048,
+    )
+    config = PretrainingConfig(
+        "m",
+        "/d",
+        model_hparam_overrides={
+            "hidden_size": 512,
+            "num_attention_heads": 2,
+            "hidden_dropout_prob": 0.0,
+        },
+    )
     disc = config.model_hparams()
     assert (disc["num_attention_heads"], disc["hidden_dropout_prob"]) == (2, 0.0)
 
 
 def test_model_size_by_path_and_unknown_size():
-    path = _write(_ram_path("my_size.json"), {
-        "hidden_size": 96, "num_hidden_layers": 3, "num_attention_heads": 3,
-        "intermediate_size": 384, "embedding_size": 32, "generator_hidden_size": 0.5,
-        "pretraining": {"max_seq_length": 64}})
+    path = _write(
+        _ram_path("my_size.json"),
+        {
+            "hidden_size": 96,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 3,
+            "intermediate_size": 384,
+            "embedding_size": 32,
+            "generator_hidden_size": 0.5,
+            "pretraining": {"max_seq_length": 64},
+        },
+    )
     config = PretrainingConfig("m", "/d", model_size=path)
     assert (config.embedding_size, config.generator_hidden_size, config.max_seq_length) == (
-        32, 0.5, 64)
+        32,
+        0.5,
+        64,
+    )
     disc = config.model_hparams()
     assert (disc["hidden_size"], disc["num_hidden_layers"], disc["num_attention_heads"]) == (
-        96, 3, 3)
+        96,
+        3,
+        3,
+    )
     assert config.generator_hparams()["hidden_size"] == 48
 
     with pytest.raises(ValueError) as e:
@@ -244,8 +333,7 @@ def test_model_size_by_path_and_unknown_size():
 
 
 def test_bundled_sizes():
-    assert {"small", "base", "large", "tiny", "small_ex", "demo"} <= set(
-        hp.available_model_sizes())
+    assert {"small", "base", "large", "tiny", "small_ex", "demo"} <= set(hp.available_model_sizes())
     expected = {
         "small": (12, 256, 4, 1024, 128),
         "base": (12, 768, 12, 3072, 768),
@@ -256,8 +344,13 @@ def test_bundled_sizes():
     }
     for name, shape in expected.items():
         size = hp.load_model_size(name)
-        assert (size["num_hidden_layers"], size["hidden_size"], size["num_attention_heads"],
-                size["intermediate_size"], size["embedding_size"]) == shape, name
+        assert (
+            size["num_hidden_layers"],
+            size["hidden_size"],
+            size["num_attention_heads"],
+            size["intermediate_size"],
+            size["embedding_size"],
+        ) == shape, name
         assert size["hidden_size"] % size["num_attention_heads"] == 0, name
         assert 0 < size["generator_hidden_size"] <= 1, name
 

@@ -1,4 +1,5 @@
 """Tests of electra_tf.modeling on tiny configs."""
+
 import dataclasses
 import math
 

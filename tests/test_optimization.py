@@ -38,28 +38,39 @@ def make_variable(path, value):
 def make_problem(seed=0, grad_scale=1.0):
     rng = np.random.RandomState(seed)
     params = {k: rng.randn(*s).astype(np.float32) for k, s in VARIABLES.items()}
-    grads = [{k: (grad_scale * rng.randn(*s)).astype(np.float32)
-              for k, s in VARIABLES.items()} for _ in range(3)]
+    grads = [
+        {k: (grad_scale * rng.randn(*s)).astype(np.float32) for k, s in VARIABLES.items()}
+        for _ in range(3)
+    ]
     return params, grads
 
 
-def reference_adam(params, grads_per_step, lrs, weight_decay_rate, multipliers=None,
-                   clip_norm=1.0, beta_1=0.9, beta_2=0.999, epsilon=1e-6):
+def reference_adam(
+    params,
+    grads_per_step,
+    lrs,
+    weight_decay_rate,
+    multipliers=None,
+    clip_norm=1.0,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-6,
+):
     """numpy re-implementation of the reference's create_optimizer update."""
     params = {k: v.astype(np.float64) for k, v in params.items()}
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v = {k: np.zeros_like(x) for k, x in params.items()}
     for grads, lr in zip(grads_per_step, lrs):
-        global_norm = np.sqrt(sum(np.sum(np.square(g.astype(np.float64)))
-                                  for g in grads.values()))
+        global_norm = np.sqrt(sum(np.sum(np.square(g.astype(np.float64))) for g in grads.values()))
         scale = clip_norm / max(global_norm, clip_norm)
         for name, grad in grads.items():
             grad = grad.astype(np.float64) * scale
             m[name] = beta_1 * m[name] + (1 - beta_1) * grad
-            v[name] = beta_2 * v[name] + (1 - beta_2) * grad ** 2
+            v[name] = beta_2 * v[name] + (1 - beta_2) * grad**2
             update = m[name] / (np.sqrt(v[name]) + epsilon)
             if weight_decay_rate > 0 and not any(
-                    s in name for s in ("LayerNorm", "layer_norm", "bias")):
+                s in name for s in ("LayerNorm", "layer_norm", "bias")
+            ):
                 update += weight_decay_rate * params[name]
             mult = 1.0 if multipliers is None else multipliers[name]
             params[name] = params[name] - lr * mult * update
@@ -82,8 +93,7 @@ def run_keras(optimizer, params, grads_per_step, jit_compile=None):
 
 def assert_close(actual, expected):
     for name in VARIABLES:
-        np.testing.assert_allclose(actual[name], expected[name], rtol=2e-5, atol=2e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(actual[name], expected[name], rtol=2e-5, atol=2e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("grad_scale", [0.05, 3.0])  # below / above the clip norm
@@ -109,12 +119,18 @@ def test_weight_decay_skipped_for_layer_norm_and_bias():
 def test_schedule_matches_reference_formula():
     lr, num_train_steps, warmup = 1e-3, 100, 10
     for power in (1.0, 0.5):
-        schedule = opt.polynomial_decay_with_warmup(lr, num_train_steps, warmup,
-                                                    lr_decay_power=power)
+        schedule = opt.polynomial_decay_with_warmup(
+            lr, num_train_steps, warmup, lr_decay_power=power
+        )
         for step in (0, 1, 5, 10, 37, 99, 100, 150):
             decayed = tf.compat.v1.train.polynomial_decay(
-                lr, tf.constant(step), num_train_steps, end_learning_rate=0.0,
-                power=power, cycle=False)
+                lr,
+                tf.constant(step),
+                num_train_steps,
+                end_learning_rate=0.0,
+                power=power,
+                cycle=False,
+            )
             decayed = float(decayed() if callable(decayed) else decayed)
             expected = decayed * min(1.0, step / warmup)
             expected_by_hand = lr * (1 - min(step, num_train_steps) / num_train_steps) ** power
@@ -123,8 +139,7 @@ def test_schedule_matches_reference_formula():
             assert got == pytest.approx(expected, rel=1e-5, abs=1e-12), (power, step)
             assert got == pytest.approx(expected_by_hand, rel=1e-5, abs=1e-12)
     # Fine-tuning style: warmup_proportion wins over a smaller warmup_steps.
-    schedule = opt.PolynomialDecayWithWarmup(1.0, 100, num_warmup_steps=5,
-                                             warmup_proportion=0.2)
+    schedule = opt.PolynomialDecayWithWarmup(1.0, 100, num_warmup_steps=5, warmup_proportion=0.2)
     assert schedule.warmup_steps == 20
     assert float(schedule(10)) == pytest.approx(0.9 * 0.5)
     # No warmup: no division by zero.
@@ -144,14 +159,13 @@ def reference_layer_lrs(n_layers, decay):
 def test_layerwise_multipliers_both_modes():
     names = list(VARIABLES)
     paper = opt.layerwise_lr_multipliers(names, 2, 0.8)
-    assert paper["electra/embeddings/word_embeddings"] == pytest.approx(0.8 ** 3)
-    assert paper["electra/embeddings/LayerNorm/gamma"] == pytest.approx(0.8 ** 3)
+    assert paper["electra/embeddings/word_embeddings"] == pytest.approx(0.8**3)
+    assert paper["electra/embeddings/LayerNorm/gamma"] == pytest.approx(0.8**3)
     assert paper["electra/encoder/layer_0/attention/output/dense/kernel"] == pytest.approx(0.64)
     assert paper["electra/encoder/layer_1/output/dense/kernel"] == pytest.approx(0.8)
     assert paper["task_specific/classify/kernel"] == 1.0
 
-    buggy = opt.layerwise_lr_multipliers(names, 2, 0.8,
-                                         layerwise_lr_decay_reference_bug=True)
+    buggy = opt.layerwise_lr_multipliers(names, 2, 0.8, layerwise_lr_decay_reference_bug=True)
     reference = reference_layer_lrs(2, 0.8)
     for name in names:
         key = [k for k in reference if k in "/" + name]
@@ -170,8 +184,13 @@ def test_layerwise_multipliers_both_modes():
 def test_layerwise_decay_applied_in_update():
     params, grads = make_problem(grad_scale=0.5)
     optimizer = opt.create_optimizer(
-        0.02, 1000, weight_decay_rate=0.01, warmup_steps=0,
-        layerwise_lr_decay_power=0.8, n_transformer_layers=2)
+        0.02,
+        1000,
+        weight_decay_rate=0.01,
+        warmup_steps=0,
+        layerwise_lr_decay_power=0.8,
+        n_transformer_layers=2,
+    )
     actual = run_keras(optimizer, params, grads)
     multipliers = opt.layerwise_lr_multipliers(list(VARIABLES), 2, 0.8)
     lrs = [0.02 * (1 - step / 1000) for step in range(3)]
@@ -185,8 +204,14 @@ def test_runs_under_jit_compile():
     params, grads = make_problem(grad_scale=2.0)
 
     def new_optimizer():
-        return opt.create_optimizer(0.01, 10, weight_decay_rate=0.01, warmup_steps=2,
-                                    layerwise_lr_decay_power=0.8, n_transformer_layers=2)
+        return opt.create_optimizer(
+            0.01,
+            10,
+            weight_decay_rate=0.01,
+            warmup_steps=2,
+            layerwise_lr_decay_power=0.8,
+            n_transformer_layers=2,
+        )
 
     eager = run_keras(new_optimizer(), params, grads)
     compiled = run_keras(new_optimizer(), params, grads, jit_compile=True)
@@ -257,8 +282,13 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 def test_mirrored_strategy_clips_after_all_reduce():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "MIRRORED_OK" in result.stdout, result.stdout[-3000:] + result.stderr[-5000:]
 
 
@@ -271,8 +301,11 @@ def test_sparse_embedding_gradients_match_dense():
         optimizer = opt.AdamWeightDecay(0.1, weight_decay_rate=0.01)
         optimizer.build([variable])
         with tf.GradientTape() as tape:
-            rows = (tf.gather(variable.value, ids) if sparse else
-                    tf.matmul(tf.one_hot(ids, 4), variable.value))
+            rows = (
+                tf.gather(variable.value, ids)
+                if sparse
+                else tf.matmul(tf.one_hot(ids, 4), variable.value)
+            )
             loss = tf.reduce_sum(rows * rows)
         grad = tape.gradient(loss, variable.value)
         assert isinstance(grad, tf.IndexedSlices) == sparse

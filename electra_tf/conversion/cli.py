@@ -22,82 +22,90 @@ import json
 import posixpath
 import sys
 
-from absl import flags
-from absl import logging
 import tensorflow as tf
+from absl import flags, logging
 
 from electra_tf import flags_util
 from electra_tf import hparams as hp
-from electra_tf.conversion import reference
-from electra_tf.conversion import saved_model
+from electra_tf.conversion import reference, saved_model
 
 
 def _beside(path, name):
-  """`name` in checkpoint folder `path` (or beside prefix `path`) when it exists, else None."""
-  folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
-  candidate = posixpath.join(folder, name)
-  return candidate if tf.io.gfile.exists(candidate) else None
+    """`name` in checkpoint folder `path` (or beside prefix `path`) when it exists, else None."""
+    folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
+    candidate = posixpath.join(folder, name)
+    return candidate if tf.io.gfile.exists(candidate) else None
 
 
 def _read_reference(path, hparams, vocab_file):
-  vocab_file = vocab_file or _beside(path, "vocab.txt")
-  return reference.load_reference_checkpoint(path, hparams, vocab_file), vocab_file
+    vocab_file = vocab_file or _beside(path, "vocab.txt")
+    return reference.load_reference_checkpoint(path, hparams, vocab_file), vocab_file
 
 
 def _read_ours(path, hparams, vocab_file):
-  if hparams:
-    raise ValueError("--hparams does not apply to --from ours: the model dir's "
-                     "pretrain_config.json fixes the model.")
-  if saved_model.is_finetuned_model_dir(path):
-    finetuned = saved_model.load_finetuned_model(path, vocab_file)
-    return finetuned, finetuned.vocab_file
-  if vocab_file is None:  # the model dir's copy, else DATA/vocab.txt of DATA/models/NAME
-    folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
-    data_dir = posixpath.dirname(posixpath.dirname(folder.rstrip("/")))
-    vocab_file = _beside(path, "vocab.txt") or _beside(data_dir or ".", "vocab.txt")
-  return reference.load_model_dir(path, vocab_file), vocab_file
+    if hparams:
+        raise ValueError(
+            "--hparams does not apply to --from ours: the model dir's "
+            "pretrain_config.json fixes the model."
+        )
+    if saved_model.is_finetuned_model_dir(path):
+        finetuned = saved_model.load_finetuned_model(path, vocab_file)
+        return finetuned, finetuned.vocab_file
+    if vocab_file is None:  # the model dir's copy, else DATA/vocab.txt of DATA/models/NAME
+        folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
+        data_dir = posixpath.dirname(posixpath.dirname(folder.rstrip("/")))
+        vocab_file = _beside(path, "vocab.txt") or _beside(data_dir or ".", "vocab.txt")
+    return reference.load_model_dir(path, vocab_file), vocab_file
 
 
 def _read_hf(path, hparams, vocab_file):
-  from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
-  vocab_file = vocab_file or huggingface.folder_vocab(path)
-  return huggingface.load_pretraining_model(path, hparams, vocab_file), vocab_file
+    from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
+
+    vocab_file = vocab_file or huggingface.folder_vocab(path)
+    return huggingface.load_pretraining_model(path, hparams, vocab_file), vocab_file
 
 
 def _write_ours(model, output, vocab_file):
-  checkpoint = reference.save_model_dir(model, output, vocab_file)
-  model_dir = output.rstrip("/")
-  print(f"Wrote {checkpoint}. Continue pre-training with:\n  python run_pretraining.py "
+    checkpoint = reference.save_model_dir(model, output, vocab_file)
+    model_dir = output.rstrip("/")
+    print(
+        f"Wrote {checkpoint}. Continue pre-training with:\n  python run_pretraining.py "
         f"--data_dir={posixpath.dirname(posixpath.dirname(model_dir))} "
         f"--model_name={posixpath.basename(model_dir)} "
-        f"--hparams='{json.dumps(reference.architecture_hparams(model.config))}'")
-  return [checkpoint]
+        f"--hparams='{json.dumps(reference.architecture_hparams(model.config))}'"
+    )
+    return [checkpoint]
 
 
 def _write_hf(model, output, vocab_file):
-  if not vocab_file:
-    raise ValueError("--to hf needs a vocabulary for the tokenizer files: pass --vocab_file.")
-  if isinstance(model, saved_model.FinetunedModel):
-    written = [model.save_sequence_classifier(output)]
-  else:
-    from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
-    written = huggingface.save_pretraining_model(model, output, vocab_file)
-  print("Wrote " + ", ".join(written))
-  return written
+    if not vocab_file:
+        raise ValueError("--to hf needs a vocabulary for the tokenizer files: pass --vocab_file.")
+    if isinstance(model, saved_model.FinetunedModel):
+        written = [model.save_sequence_classifier(output)]
+    else:
+        from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
+
+        written = huggingface.save_pretraining_model(model, output, vocab_file)
+    print("Wrote " + ", ".join(written))
+    return written
 
 
 def _write_saved_model(model, output, vocab_file):
-  del vocab_file  # the fine-tuned model's own (or --vocab_file, applied when reading)
-  if not isinstance(model, saved_model.FinetunedModel):
-    raise ValueError("--to saved_model exports a fine-tuned classifier or regressor: pass "
-                     "--from ours --input DATA/models/NAME/finetuning_models/<task>_model_<trial> "
-                     "(fine-tune a pre-trained model with run_finetuning.py first).")
-  info = model.info
-  model.export_saved_model(output)
-  inputs = "text_a, text_b" if info["text_pairs"] else "text_a"
-  print(f"Wrote {output}: {info['kind']} model for {info['task']}, serving_default({inputs}) on "
-        "[B] strings; load it with tensorflow and `import tensorflow_text`.")
-  return [output]
+    del vocab_file  # the fine-tuned model's own (or --vocab_file, applied when reading)
+    if not isinstance(model, saved_model.FinetunedModel):
+        raise ValueError(
+            "--to saved_model exports a fine-tuned classifier or regressor: pass "
+            "--from ours --input DATA/models/NAME/finetuning_models/<task>_model_<trial> "
+            "(fine-tune a pre-trained model with run_finetuning.py first)."
+        )
+    info = model.info
+    model.export_saved_model(output)
+    inputs = "text_a, text_b" if info["text_pairs"] else "text_a"
+    print(
+        f"Wrote {output}: {info['kind']} model for {info['task']}, serving_default({inputs}) on "
+        "[B] strings; load it with tensorflow and `import tensorflow_text`."
+    )
+    return [output]
 
 
 # Format -> (input path, hparams dict, vocab file or None)
@@ -108,60 +116,86 @@ WRITERS = {"ours": _write_ours, "hf": _write_hf, "saved_model": _write_saved_mod
 
 
 def convert(source, target, input_path, output, vocab_file=None, hparams=None):
-  """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written."""
-  if source == target:
-    raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
-  model, vocab_file = READERS[source](input_path, hp.load_hparams(hparams), vocab_file)
-  return WRITERS[target](model, output, vocab_file)
+    """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written."""
+    if source == target:
+        raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
+    model, vocab_file = READERS[source](input_path, hp.load_hparams(hparams), vocab_file)
+    return WRITERS[target](model, output, vocab_file)
 
 
 def _define_flags(fv):
-  flags.DEFINE_enum("from", None, sorted(READERS), "Format of --input.", flag_values=fv)
-  flags.DEFINE_enum("to", None, sorted(WRITERS), "Format to write to --output.", flag_values=fv)
-  flags.DEFINE_string("input", None, "reference: TF1 checkpoint folder or prefix; ours: model dir "
-                      "(pre-trained, or fine-tuned: finetuning_models/<task>_model_<trial>) "
-                      "or its ckpt-N; hf: a model folder, or one holding discriminator/ and "
-                      "generator/.", flag_values=fv)
-  flags.DEFINE_string("output", None, "ours: DATA/models/NAME; hf: a folder that receives "
-                      "discriminator/ and generator/ (a fine-tuned model: the folder of its "
-                      "ElectraForSequenceClassification); saved_model: the export folder.",
-                      flag_values=fv)
-  flags.DEFINE_string("vocab_file", None, "The vocabulary (default: vocab.txt found with the "
-                      "input).", flag_values=fv)
-  flags.DEFINE_string("hparams", None, "JSON dict or file of PretrainingConfig hparams and encoder "
-                      "keys the input does not tell (e.g. num_attention_heads).", flag_values=fv)
-  return fv
+    flags.DEFINE_enum("from", None, sorted(READERS), "Format of --input.", flag_values=fv)
+    flags.DEFINE_enum("to", None, sorted(WRITERS), "Format to write to --output.", flag_values=fv)
+    flags.DEFINE_string(
+        "input",
+        None,
+        "reference: TF1 checkpoint folder or prefix; ours: model dir "
+        "(pre-trained, or fine-tuned: finetuning_models/<task>_model_<trial>) "
+        "or its ckpt-N; hf: a model folder, or one holding discriminator/ and "
+        "generator/.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "output",
+        None,
+        "ours: DATA/models/NAME; hf: a folder that receives "
+        "discriminator/ and generator/ (a fine-tuned model: the folder of its "
+        "ElectraForSequenceClassification); saved_model: the export folder.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "vocab_file",
+        None,
+        "The vocabulary (default: vocab.txt found with the input).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "hparams",
+        None,
+        "JSON dict or file of PretrainingConfig hparams and encoder "
+        "keys the input does not tell (e.g. num_attention_heads).",
+        flag_values=fv,
+    )
+    return fv
 
 
 def main(argv=None):
-  """Command-line entry point; returns the exit status."""
-  argv = list(sys.argv if argv is None else argv)
-  fv = _define_flags(flags.FlagValues())
-  if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-    print(f"Usage: {argv[0]} --from {{{','.join(sorted(READERS))}}} "
-          f"--to {{{','.join(sorted(WRITERS))}}} --input PATH --output PATH [flags]\n\n"
-          + fv.get_help())
+    """Command-line entry point; returns the exit status."""
+    argv = list(sys.argv if argv is None else argv)
+    fv = _define_flags(flags.FlagValues())
+    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
+        print(
+            f"Usage: {argv[0]} --from {{{','.join(sorted(READERS))}}} "
+            f"--to {{{','.join(sorted(WRITERS))}}} --input PATH --output PATH [flags]\n\n"
+            + fv.get_help()
+        )
+        return 0
+    try:
+        rest = fv(flags_util.normalize_argv(argv))
+        if len(rest) > 1:
+            raise flags.Error(f"unexpected arguments: {rest[1:]}")
+        for name in ("from", "to", "input", "output"):
+            if fv[name].value is None:
+                raise flags.Error(f"--{name} is required")
+    except flags.Error as e:
+        print(f"{argv[0]}: {e}\nTry --help.", file=sys.stderr)
+        return 2
+    convert(
+        fv["from"].value,
+        fv["to"].value,
+        fv["input"].value,
+        fv["output"].value,
+        vocab_file=fv["vocab_file"].value,
+        hparams=fv["hparams"].value,
+    )
     return 0
-  try:
-    rest = fv(flags_util.normalize_argv(argv))
-    if len(rest) > 1:
-      raise flags.Error(f"unexpected arguments: {rest[1:]}")
-    for name in ("from", "to", "input", "output"):
-      if fv[name].value is None:
-        raise flags.Error(f"--{name} is required")
-  except flags.Error as e:
-    print(f"{argv[0]}: {e}\nTry --help.", file=sys.stderr)
-    return 2
-  convert(fv["from"].value, fv["to"].value, fv["input"].value, fv["output"].value,
-          vocab_file=fv["vocab_file"].value, hparams=fv["hparams"].value)
-  return 0
 
 
 def run():
-  flags.FLAGS.mark_as_parsed()  # absl's own flags at their defaults: log to stderr quietly
-  logging.set_verbosity(logging.INFO)
-  sys.exit(main(sys.argv))
+    flags.FLAGS.mark_as_parsed()  # absl's own flags at their defaults: log to stderr quietly
+    logging.set_verbosity(logging.INFO)
+    sys.exit(main(sys.argv))
 
 
 if __name__ == "__main__":
-  run()
+    run()

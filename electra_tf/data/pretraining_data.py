@@ -23,8 +23,8 @@ import random
 import time
 import traceback
 
-from absl import logging
 import tensorflow as tf
+from absl import logging
 
 from electra_tf import tokenization
 from electra_tf.data import records
@@ -40,438 +40,507 @@ _REPLACEMENT_UTF8 = "\ufffd".encode()
 
 @dataclasses.dataclass
 class BuildOptions:
-  """What `build_pretraining_dataset.py` is asked to do (flag names as in the reference)."""
-  corpus_dir: str
-  vocab_file: str
-  output_dir: str
-  max_seq_length: int = 128
-  num_processes: int = 1
-  blanks_separate_docs: bool = True
-  do_lower_case: bool = True
-  strip_accents: bool = None  # None: same as do_lower_case
-  num_out_files: int = 1000
-  seed: int = 0
-  word_segmenter: str = None  # None or "jieba"
-  overwrite: bool = False
+    """What `build_pretraining_dataset.py` is asked to do (flag names as in the reference)."""
 
-  def __post_init__(self):
-    if self.max_seq_length < 5:
-      raise ValueError(f"max_seq_length must be at least 5, got {self.max_seq_length}")
-    if self.num_processes < 1 or self.num_out_files < 1:
-      raise ValueError("num_processes and num_out_files must be positive")
-    if self.num_processes > self.num_out_files:
-      raise ValueError(f"num_processes ({self.num_processes}) cannot exceed num_out_files "
-                       f"({self.num_out_files}): every process writes its own shards")
-    if self.word_segmenter not in (None, "", "none", "jieba"):
-      raise ValueError(f"Unknown word_segmenter {self.word_segmenter!r}; use 'jieba' or none. "
-                       "(WordPiece '##' pieces already mark words for space-delimited languages, "
-                       "Korean included.)")
-    if self.word_segmenter in ("", "none"):
-      self.word_segmenter = None
+    corpus_dir: str
+    vocab_file: str
+    output_dir: str
+    max_seq_length: int = 128
+    num_processes: int = 1
+    blanks_separate_docs: bool = True
+    do_lower_case: bool = True
+    strip_accents: bool = None  # None: same as do_lower_case
+    num_out_files: int = 1000
+    seed: int = 0
+    word_segmenter: str = None  # None or "jieba"
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.max_seq_length < 5:
+            raise ValueError(f"max_seq_length must be at least 5, got {self.max_seq_length}")
+        if self.num_processes < 1 or self.num_out_files < 1:
+            raise ValueError("num_processes and num_out_files must be positive")
+        if self.num_processes > self.num_out_files:
+            raise ValueError(
+                f"num_processes ({self.num_processes}) cannot exceed num_out_files "
+                f"({self.num_out_files}): every process writes its own shards"
+            )
+        if self.word_segmenter not in (None, "", "none", "jieba"):
+            raise ValueError(
+                f"Unknown word_segmenter {self.word_segmenter!r}; use 'jieba' or none. "
+                "(WordPiece '##' pieces already mark words for space-delimited languages, "
+                "Korean included.)"
+            )
+        if self.word_segmenter in ("", "none"):
+            self.word_segmenter = None
 
 
 class ExampleBuilder:
-  """Packs tokenized lines into fixed-length examples (the reference's ExampleBuilder)."""
+    """Packs tokenized lines into fixed-length examples (the reference's ExampleBuilder)."""
 
-  def __init__(self, cls_id, sep_id, max_length, rng, with_word_starts=False, max_id=None):
-    self._cls, self._sep = cls_id, sep_id
-    self._max_id = max_id  # the largest possible token id, so packing need not scan
-    self._max_length = max_length
-    self._target_length = max_length
-    self._rng = rng
-    self._with_word_starts = with_word_starts
-    self._sentences = []
-    self._word_starts = []
-    self._current_length = 0
+    def __init__(self, cls_id, sep_id, max_length, rng, with_word_starts=False, max_id=None):
+        self._cls, self._sep = cls_id, sep_id
+        self._max_id = max_id  # the largest possible token id, so packing need not scan
+        self._max_length = max_length
+        self._target_length = max_length
+        self._rng = rng
+        self._with_word_starts = with_word_starts
+        self._sentences = []
+        self._word_starts = []
+        self._current_length = 0
 
-  def add_line(self, ids, word_starts=None):
-    """Adds a non-empty line's token ids; returns a serialized example when one is complete."""
-    self._sentences.append(ids)
-    if self._with_word_starts:
-      self._word_starts.append(word_starts)
-    self._current_length += len(ids)
-    if self._current_length >= self._target_length:
-      return self._create_example()
-    return None
-
-  def add_blank_line(self):
-    """A blank line ends the document; like the reference, a blank before any text is kept."""
-    if self._current_length != 0:
-      return self._create_example()
-    return self.add_line([], [])
-
-  def _create_example(self):
-    rng = self._rng
-    if rng.random() < 0.1:  # single segment, as in classification tasks
-      first_target = 100000
-    else:  # -3 for the not yet added [CLS] and two [SEP]
-      first_target = (self._target_length - 3) // 2
-    first, second = [], []
-    first_starts, second_starts = [], []
-    for i, sentence in enumerate(self._sentences):
-      # To the first segment if it is empty, if the sentence fits, or half the time when it
-      # would overflow the first segment while the second is still empty.
-      if (not first or len(first) + len(sentence) < first_target or
-          (not second and len(first) < first_target and rng.random() < 0.5)):
-        first += sentence
+    def add_line(self, ids, word_starts=None):
+        """Adds a non-empty line's token ids; returns a serialized example when one is complete."""
+        self._sentences.append(ids)
         if self._with_word_starts:
-          first_starts += self._word_starts[i]
-      else:
-        second += sentence
+            self._word_starts.append(word_starts)
+        self._current_length += len(ids)
+        if self._current_length >= self._target_length:
+            return self._create_example()
+        return None
+
+    def add_blank_line(self):
+        """A blank line ends the document; like the reference, a blank before any text is kept."""
+        if self._current_length != 0:
+            return self._create_example()
+        return self.add_line([], [])
+
+    def _create_example(self):
+        rng = self._rng
+        if rng.random() < 0.1:  # single segment, as in classification tasks
+            first_target = 100000
+        else:  # -3 for the not yet added [CLS] and two [SEP]
+            first_target = (self._target_length - 3) // 2
+        first, second = [], []
+        first_starts, second_starts = [], []
+        for i, sentence in enumerate(self._sentences):
+            # To the first segment if it is empty, if the sentence fits, or half the time when it
+            # would overflow the first segment while the second is still empty.
+            if (
+                not first
+                or len(first) + len(sentence) < first_target
+                or (not second and len(first) < first_target and rng.random() < 0.5)
+            ):
+                first += sentence
+                if self._with_word_starts:
+                    first_starts += self._word_starts[i]
+            else:
+                second += sentence
+                if self._with_word_starts:
+                    second_starts += self._word_starts[i]
+        first = first[: self._max_length - 2]
+        second = second[: max(0, self._max_length - len(first) - 3)]
+
+        self._sentences, self._word_starts, self._current_length = [], [], 0
+        if rng.random() < 0.05:  # sometimes a shorter example
+            self._target_length = rng.randint(5, self._max_length)
+        else:
+            self._target_length = self._max_length
+
+        input_ids = [self._cls] + first + [self._sep]
+        n_first = len(input_ids)
+        if second:
+            input_ids += second + [self._sep]
+        n_real = len(input_ids)
+        pad = b"\x00" * (self._max_length - n_real)  # a packed zero is one zero byte
+        features = {
+            "input_ids": records.pack_int64(input_ids, self._max_id) + pad,
+            "input_mask": b"\x01" * n_real + pad,
+            "segment_ids": b"\x00" * n_first + b"\x01" * (n_real - n_first) + pad,
+        }
         if self._with_word_starts:
-          second_starts += self._word_starts[i]
-    first = first[:self._max_length - 2]
-    second = second[:max(0, self._max_length - len(first) - 3)]
-
-    self._sentences, self._word_starts, self._current_length = [], [], 0
-    if rng.random() < 0.05:  # sometimes a shorter example
-      self._target_length = rng.randint(5, self._max_length)
-    else:
-      self._target_length = self._max_length
-
-    input_ids = [self._cls] + first + [self._sep]
-    n_first = len(input_ids)
-    if second:
-      input_ids += second + [self._sep]
-    n_real = len(input_ids)
-    pad = b"\x00" * (self._max_length - n_real)  # a packed zero is one zero byte
-    features = {
-        "input_ids": records.pack_int64(input_ids, self._max_id) + pad,
-        "input_mask": b"\x01" * n_real + pad,
-        "segment_ids": b"\x00" * n_first + b"\x01" * (n_real - n_first) + pad,
-    }
-    if self._with_word_starts:
-      starts = [1] + first_starts[:len(first)] + [1]
-      if second:
-        starts += second_starts[:len(second)] + [1]
-      features[WORD_START_FEATURE] = bytes(starts) + pad
-    return records.encode_packed_example(features), n_real
+            starts = [1] + first_starts[: len(first)] + [1]
+            if second:
+                starts += second_starts[: len(second)] + [1]
+            features[WORD_START_FEATURE] = bytes(starts) + pad
+        return records.encode_packed_example(features), n_real
 
 
 def shard_name(index, num_out_files):
-  return f"{SHARD_PREFIX}-{index}-of-{num_out_files}"
+    return f"{SHARD_PREFIX}-{index}-of-{num_out_files}"
 
 
 def join_path(directory, name):
-  return directory.rstrip("/") + "/" + name
+    return directory.rstrip("/") + "/" + name
 
 
 def file_sha256(path):
-  digest = hashlib.sha256()
-  with tf.io.gfile.GFile(path, "rb") as f:
-    while True:
-      block = f.read(1 << 20)
-      if not block:
-        return digest.hexdigest()
-      digest.update(block)
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                return digest.hexdigest()
+            digest.update(block)
 
 
 def _looks_binary(block):
-  return block.count(b"\x00") > len(block) // 1000
+    return block.count(b"\x00") > len(block) // 1000
 
 
 def _decode(data, stats):
-  try:
-    return data.decode("utf-8")
-  except UnicodeDecodeError:
-    text = data.decode("utf-8", "replace")
-    stats["invalid_utf8_sequences"] += text.count("\ufffd") - data.count(_REPLACEMENT_UTF8)
-    return text
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", "replace")
+        stats["invalid_utf8_sequences"] += text.count("\ufffd") - data.count(_REPLACEMENT_UTF8)
+        return text
 
 
 def read_line_blocks(path, stats, block_bytes=_READ_BLOCK_BYTES):
-  """Yields lists of raw lines of one file, streaming, never holding the whole file."""
-  with tf.io.gfile.GFile(path, "rb") as f:
-    data = f.read(block_bytes)
-    if not data:
-      stats["empty_files"] += 1
-      return
-    if _looks_binary(data[:65536]):
-      stats["skipped_binary_files"] += 1
-      logging.warning("Skipping %s: it looks binary (NUL bytes), not text.", path)
-      return
-    if data.startswith(_UTF8_BOM):
-      data = data[len(_UTF8_BOM):]
-    pending = b""
-    while data:
-      stats["bytes"] += len(data)
-      data = pending + data
-      cut = data.rfind(b"\n")
-      if cut < 0:
-        pending = data
-      else:
-        pending = data[cut + 1:]
-        yield _decode(data[:cut], stats).split("\n")
-      data = f.read(block_bytes)
-    if pending:
-      yield _decode(pending, stats).split("\n")
+    """Yields lists of raw lines of one file, streaming, never holding the whole file."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read(block_bytes)
+        if not data:
+            stats["empty_files"] += 1
+            return
+        if _looks_binary(data[:65536]):
+            stats["skipped_binary_files"] += 1
+            logging.warning("Skipping %s: it looks binary (NUL bytes), not text.", path)
+            return
+        if data.startswith(_UTF8_BOM):
+            data = data[len(_UTF8_BOM) :]
+        pending = b""
+        while data:
+            stats["bytes"] += len(data)
+            data = pending + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                pending = data
+            else:
+                pending = data[cut + 1 :]
+                yield _decode(data[:cut], stats).split("\n")
+            data = f.read(block_bytes)
+        if pending:
+            yield _decode(pending, stats).split("\n")
 
 
 class _WordSegmenter:
-  """Marks word starts from a segmenter (jieba), aligned to the tokenizer's exact ids."""
+    """Marks word starts from a segmenter (jieba), aligned to the tokenizer's exact ids."""
 
-  def __init__(self, tokenizer):
-    import jieba
-    jieba.setLogLevel(60)
-    self._jieba = jieba
-    self._tokenizer = tokenizer
-    self._continuation = [t.startswith("##") for t in tokenizer._vocab_list()]
+    def __init__(self, tokenizer):
+        import jieba
 
-  def word_starts(self, lines, ids_per_line, stats):
-    words_per_line = [self._jieba.lcut(line) for line in lines]
-    flat_words = [w for words in words_per_line for w in words]
-    word_ids = iter(self._tokenizer.encode_batch(flat_words))
-    result = []
-    for words, line_ids in zip(words_per_line, ids_per_line):
-      ids, starts = [], []
-      for _ in words:
-        piece_ids = next(word_ids)
-        ids += piece_ids
-        starts += [1] + [0] * (len(piece_ids) - 1) if piece_ids else []
-      if ids != line_ids:  # segmentation cut inside a token: fall back to '##' pieces
-        stats["segmenter_fallback_lines"] += 1
-        starts = [0 if self._continuation[i] else 1 for i in line_ids]
-      result.append(starts)
-    return result
+        jieba.setLogLevel(60)
+        self._jieba = jieba
+        self._tokenizer = tokenizer
+        self._continuation = [t.startswith("##") for t in tokenizer._vocab_list()]
+
+    def word_starts(self, lines, ids_per_line, stats):
+        words_per_line = [self._jieba.lcut(line) for line in lines]
+        flat_words = [w for words in words_per_line for w in words]
+        word_ids = iter(self._tokenizer.encode_batch(flat_words))
+        result = []
+        for words, line_ids in zip(words_per_line, ids_per_line):
+            ids, starts = [], []
+            for _ in words:
+                piece_ids = next(word_ids)
+                ids += piece_ids
+                starts += [1] + [0] * (len(piece_ids) - 1) if piece_ids else []
+            if ids != line_ids:  # segmentation cut inside a token: fall back to '##' pieces
+                stats["segmenter_fallback_lines"] += 1
+                starts = [0 if self._continuation[i] else 1 for i in line_ids]
+            result.append(starts)
+        return result
 
 
 def _new_stats():
-  return {k: 0 for k in ("files", "empty_files", "skipped_binary_files", "bytes", "chars",
-                         "lines", "documents", "examples", "example_tokens", "corpus_tokens",
-                         "unk_tokens", "invalid_utf8_sequences", "segmenter_fallback_lines")}
+    return {
+        k: 0
+        for k in (
+            "files",
+            "empty_files",
+            "skipped_binary_files",
+            "bytes",
+            "chars",
+            "lines",
+            "documents",
+            "examples",
+            "example_tokens",
+            "corpus_tokens",
+            "unk_tokens",
+            "invalid_utf8_sequences",
+            "segmenter_fallback_lines",
+        )
+    }
 
 
 def build_job(job_id, opts, files, report=None):
-  """One process's share: tokenizes its files and writes shards i with i % processes == job_id.
+    """One process's share: tokenizes its files and writes shards i with i % processes == job_id.
 
-  The cyclic garbage collector is paused meanwhile: the loop makes millions of short-lived lists
-  and no cycles, and collections alone took 40% of the time (measured).
-  """
-  gc_was_enabled = gc.isenabled()
-  gc.disable()
-  try:
-    return _build_job(job_id, opts, files, report)
-  finally:
-    if gc_was_enabled:
-      gc.enable()
+    The cyclic garbage collector is paused meanwhile: the loop makes millions of short-lived lists
+    and no cycles, and collections alone took 40% of the time (measured).
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_job(job_id, opts, files, report)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def _build_job(job_id, opts, files, report):
-  tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
-  for token in ("[CLS]", "[SEP]"):
-    if token not in tokenizer.vocab:
-      raise ValueError(f"Vocabulary {opts.vocab_file} has no {token} token.")
-  rng = random.Random(opts.seed * 1000003 + job_id)
-  files = list(files)
-  rng.shuffle(files)
-  segmenter = _WordSegmenter(tokenizer) if opts.word_segmenter else None
-  builder = ExampleBuilder(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"],
-                           opts.max_seq_length, rng, with_word_starts=segmenter is not None,
-                           max_id=tokenizer.vocab_size - 1)
-  writers = [records.AtomicRecordWriter(join_path(opts.output_dir, shard_name(i, opts.num_out_files)))
-             for i in range(opts.num_out_files) if i % opts.num_processes == job_id]
-  stats = _new_stats()
-  unk = tokenizer.unk_id
+    tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
+    for token in ("[CLS]", "[SEP]"):
+        if token not in tokenizer.vocab:
+            raise ValueError(f"Vocabulary {opts.vocab_file} has no {token} token.")
+    rng = random.Random(opts.seed * 1000003 + job_id)
+    files = list(files)
+    rng.shuffle(files)
+    segmenter = _WordSegmenter(tokenizer) if opts.word_segmenter else None
+    builder = ExampleBuilder(
+        tokenizer.vocab["[CLS]"],
+        tokenizer.vocab["[SEP]"],
+        opts.max_seq_length,
+        rng,
+        with_word_starts=segmenter is not None,
+        max_id=tokenizer.vocab_size - 1,
+    )
+    writers = [
+        records.AtomicRecordWriter(join_path(opts.output_dir, shard_name(i, opts.num_out_files)))
+        for i in range(opts.num_out_files)
+        if i % opts.num_processes == job_id
+    ]
+    stats = _new_stats()
+    unk = tokenizer.unk_id
 
-  def emit(result):
-    if result is not None:
-      record, n_real = result
-      writers[stats["examples"] % len(writers)].write(record)
-      stats["examples"] += 1
-      stats["example_tokens"] += n_real
+    def emit(result):
+        if result is not None:
+            record, n_real = result
+            writers[stats["examples"] % len(writers)].write(record)
+            stats["examples"] += 1
+            stats["example_tokens"] += n_real
 
-  for path in files:
-    stats["files"] += 1
-    bytes_before = stats["bytes"]
-    for raw_lines in read_line_blocks(path, stats):
-      lines = [line.strip() for line in raw_lines]
-      if not opts.blanks_separate_docs:
-        lines = [line for line in lines if line]
-      text_lines = [line for line in lines if line]
-      ids_per_line = tokenizer.encode_batch(text_lines)
-      starts_per_line = (segmenter.word_starts(text_lines, ids_per_line, stats) if segmenter
-                         else [None] * len(text_lines))
-      stats["lines"] += len(text_lines)
-      stats["chars"] += sum(map(len, text_lines))
-      stats["corpus_tokens"] += sum(map(len, ids_per_line))
-      stats["unk_tokens"] += sum(ids.count(unk) for ids in ids_per_line)
-      next_line = 0
-      for line in lines:
-        if line:
-          emit(builder.add_line(ids_per_line[next_line], starts_per_line[next_line]))
-          next_line += 1
-        else:
-          stats["documents"] += 1
-          emit(builder.add_blank_line())
-      if report:
-        report(stats["bytes"] - bytes_before, stats["examples"])
+    for path in files:
+        stats["files"] += 1
         bytes_before = stats["bytes"]
-    stats["documents"] += 1
-    emit(builder.add_blank_line())
-  for writer in writers:
-    writer.close()
-  return stats
+        for raw_lines in read_line_blocks(path, stats):
+            lines = [line.strip() for line in raw_lines]
+            if not opts.blanks_separate_docs:
+                lines = [line for line in lines if line]
+            text_lines = [line for line in lines if line]
+            ids_per_line = tokenizer.encode_batch(text_lines)
+            starts_per_line = (
+                segmenter.word_starts(text_lines, ids_per_line, stats)
+                if segmenter
+                else [None] * len(text_lines)
+            )
+            stats["lines"] += len(text_lines)
+            stats["chars"] += sum(map(len, text_lines))
+            stats["corpus_tokens"] += sum(map(len, ids_per_line))
+            stats["unk_tokens"] += sum(ids.count(unk) for ids in ids_per_line)
+            next_line = 0
+            for line in lines:
+                if line:
+                    emit(builder.add_line(ids_per_line[next_line], starts_per_line[next_line]))
+                    next_line += 1
+                else:
+                    stats["documents"] += 1
+                    emit(builder.add_blank_line())
+            if report:
+                report(stats["bytes"] - bytes_before, stats["examples"])
+                bytes_before = stats["bytes"]
+        stats["documents"] += 1
+        emit(builder.add_blank_line())
+    for writer in writers:
+        writer.close()
+    return stats
 
 
 def _job_process(job_id, opts, files, messages):
-  """Entry point of a worker process: reports progress and the final stats through `messages`."""
-  try:
-    last = [time.monotonic(), 0, 0]
+    """Entry point of a worker process: reports progress and the final stats through `messages`."""
+    try:
+        last = [time.monotonic(), 0, 0]
 
-    def report(bytes_delta, examples):
-      last[1] += bytes_delta
-      if time.monotonic() - last[0] > 1.0:
-        messages.put(("progress", job_id, (last[1], examples)))
-        last[0], last[1] = time.monotonic(), 0
+        def report(bytes_delta, examples):
+            last[1] += bytes_delta
+            if time.monotonic() - last[0] > 1.0:
+                messages.put(("progress", job_id, (last[1], examples)))
+                last[0], last[1] = time.monotonic(), 0
 
-    stats = build_job(job_id, opts, files, report)
-    messages.put(("progress", job_id, (last[1], stats["examples"])))
-    messages.put(("done", job_id, stats))
-  except BaseException:  # reported to the parent, which fails the whole build
-    messages.put(("error", job_id, traceback.format_exc()))
+        stats = build_job(job_id, opts, files, report)
+        messages.put(("progress", job_id, (last[1], stats["examples"])))
+        messages.put(("done", job_id, stats))
+    except BaseException:  # reported to the parent, which fails the whole build
+        messages.put(("error", job_id, traceback.format_exc()))
 
 
 class _Progress:
-  """Logs bytes done, rate and ETA at most every few seconds."""
+    """Logs bytes done, rate and ETA at most every few seconds."""
 
-  def __init__(self, total_bytes, interval=5.0):
-    self.total, self.done, self.examples = total_bytes, 0, {}
-    self.start = self._last = time.monotonic()
-    self.interval = interval
+    def __init__(self, total_bytes, interval=5.0):
+        self.total, self.done, self.examples = total_bytes, 0, {}
+        self.start = self._last = time.monotonic()
+        self.interval = interval
 
-  def update(self, job_id, bytes_delta, examples, force=False):
-    self.done += bytes_delta
-    self.examples[job_id] = examples
-    now = time.monotonic()
-    if force or now - self._last >= self.interval:
-      self._last = now
-      elapsed = max(now - self.start, 1e-9)
-      rate = self.done / elapsed
-      eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-      logging.info("%.1f/%.1f MB (%.0f%%), %.2f MB/s, %d examples, elapsed %.0fs, ETA %.0fs",
-                   self.done / 1e6, self.total / 1e6, 100.0 * self.done / max(self.total, 1),
-                   rate / 1e6, sum(self.examples.values()), elapsed, eta)
+    def update(self, job_id, bytes_delta, examples, force=False):
+        self.done += bytes_delta
+        self.examples[job_id] = examples
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            elapsed = max(now - self.start, 1e-9)
+            rate = self.done / elapsed
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            logging.info(
+                "%.1f/%.1f MB (%.0f%%), %.2f MB/s, %d examples, elapsed %.0fs, ETA %.0fs",
+                self.done / 1e6,
+                self.total / 1e6,
+                100.0 * self.done / max(self.total, 1),
+                rate / 1e6,
+                sum(self.examples.values()),
+                elapsed,
+                eta,
+            )
 
 
 def list_corpus_files(corpus_dir):
-  if not tf.io.gfile.isdir(corpus_dir):
-    raise FileNotFoundError(f"Corpus directory not found: {corpus_dir}")
-  names = sorted(tf.io.gfile.listdir(corpus_dir))
-  files = [join_path(corpus_dir, n.rstrip("/")) for n in names]
-  files = [f for f in files if not tf.io.gfile.isdir(f)]
-  if not files:
-    raise ValueError(f"Corpus directory {corpus_dir} has no files.")
-  return files
+    if not tf.io.gfile.isdir(corpus_dir):
+        raise FileNotFoundError(f"Corpus directory not found: {corpus_dir}")
+    names = sorted(tf.io.gfile.listdir(corpus_dir))
+    files = [join_path(corpus_dir, n.rstrip("/")) for n in names]
+    files = [f for f in files if not tf.io.gfile.isdir(f)]
+    if not files:
+        raise ValueError(f"Corpus directory {corpus_dir} has no files.")
+    return files
 
 
 def prepare_output_dir(output_dir, overwrite):
-  """Refuses to mix with an earlier build unless `overwrite`; removes leftovers of killed runs."""
-  tf.io.gfile.makedirs(output_dir)
-  existing = [n for n in tf.io.gfile.listdir(output_dir)
-              if n.startswith(SHARD_PREFIX) or n.startswith(DATASET_INFO)]
-  finished = [n for n in existing if ".tmp-" not in n]
-  if finished and not overwrite:
-    raise FileExistsError(f"{output_dir} already holds pre-training data ({finished[0]}, ...). "
-                          "Pass --overwrite to replace it, or choose another --output_dir.")
-  for name in existing:
-    tf.io.gfile.remove(join_path(output_dir, name))
+    """Refuses to mix with an earlier build unless `overwrite`; removes leftovers of killed runs."""
+    tf.io.gfile.makedirs(output_dir)
+    existing = [
+        n
+        for n in tf.io.gfile.listdir(output_dir)
+        if n.startswith(SHARD_PREFIX) or n.startswith(DATASET_INFO)
+    ]
+    finished = [n for n in existing if ".tmp-" not in n]
+    if finished and not overwrite:
+        raise FileExistsError(
+            f"{output_dir} already holds pre-training data ({finished[0]}, ...). "
+            "Pass --overwrite to replace it, or choose another --output_dir."
+        )
+    for name in existing:
+        tf.io.gfile.remove(join_path(output_dir, name))
 
 
 def build_dataset(opts):
-  """Builds the whole dataset; returns the dict written to dataset_info.json."""
-  start = time.time()
-  files = list_corpus_files(opts.corpus_dir)
-  tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
-  prepare_output_dir(opts.output_dir, opts.overwrite)
-  total_bytes = sum(tf.io.gfile.stat(f).length for f in files)
-  logging.info("Building from %d files (%.1f MB) with %d process(es) into %s", len(files),
-               total_bytes / 1e6, opts.num_processes, opts.output_dir)
-  progress = _Progress(total_bytes)
-  job_files = [[f for i, f in enumerate(files) if i % opts.num_processes == job]
-               for job in range(opts.num_processes)]
-  if opts.num_processes == 1:
-    all_stats = [build_job(0, opts, job_files[0],
-                           lambda delta, ex: progress.update(0, delta, ex))]
-  else:
-    all_stats = _run_jobs(opts, job_files, progress)
-  progress.update(0, 0, all_stats[0]["examples"], force=True)
+    """Builds the whole dataset; returns the dict written to dataset_info.json."""
+    start = time.time()
+    files = list_corpus_files(opts.corpus_dir)
+    tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
+    prepare_output_dir(opts.output_dir, opts.overwrite)
+    total_bytes = sum(tf.io.gfile.stat(f).length for f in files)
+    logging.info(
+        "Building from %d files (%.1f MB) with %d process(es) into %s",
+        len(files),
+        total_bytes / 1e6,
+        opts.num_processes,
+        opts.output_dir,
+    )
+    progress = _Progress(total_bytes)
+    job_files = [
+        [f for i, f in enumerate(files) if i % opts.num_processes == job]
+        for job in range(opts.num_processes)
+    ]
+    if opts.num_processes == 1:
+        all_stats = [
+            build_job(0, opts, job_files[0], lambda delta, ex: progress.update(0, delta, ex))
+        ]
+    else:
+        all_stats = _run_jobs(opts, job_files, progress)
+    progress.update(0, 0, all_stats[0]["examples"], force=True)
 
-  totals = _new_stats()
-  for stats in all_stats:
-    for key, value in stats.items():
-      totals[key] += value
-  elapsed = time.time() - start
-  info = {
-      "builder_version": BUILDER_VERSION,
-      "vocab_file": opts.vocab_file,
-      "vocab_sha256": file_sha256(opts.vocab_file),
-      "vocab_size": tokenizer.vocab_size,
-      "do_lower_case": tokenizer.do_lower_case,
-      "strip_accents": tokenizer.strip_accents,
-      "max_seq_length": opts.max_seq_length,
-      "num_out_files": opts.num_out_files,
-      "num_processes": opts.num_processes,
-      "seed": opts.seed,
-      "blanks_separate_docs": opts.blanks_separate_docs,
-      "word_segmenter": opts.word_segmenter,
-      "features": ["input_ids", "input_mask", "segment_ids"] +
-                  ([WORD_START_FEATURE] if opts.word_segmenter else []),
-      "counts": totals,
-      "unk_rate": totals["unk_tokens"] / max(totals["corpus_tokens"], 1),
-      "seconds": round(elapsed, 3),
-      "chars_per_second": round(totals["chars"] / max(elapsed, 1e-9)),
-  }
-  records.write_text_atomic(join_path(opts.output_dir, DATASET_INFO),
-                            json.dumps(info, indent=2, sort_keys=True) + "\n")
-  logging.info(
-      "Done in %.1fs: %d files (%d empty, %d binary skipped), %d documents, %d lines, %d examples, "
-      "%d tokens in examples, [UNK] rate %.4f%%, %d invalid UTF-8 sequences replaced, "
-      "%.2f M chars/s", elapsed, totals["files"], totals["empty_files"],
-      totals["skipped_binary_files"], totals["documents"], totals["lines"], totals["examples"],
-      totals["example_tokens"], 100 * info["unk_rate"], totals["invalid_utf8_sequences"],
-      info["chars_per_second"] / 1e6)
-  return info
+    totals = _new_stats()
+    for stats in all_stats:
+        for key, value in stats.items():
+            totals[key] += value
+    elapsed = time.time() - start
+    info = {
+        "builder_version": BUILDER_VERSION,
+        "vocab_file": opts.vocab_file,
+        "vocab_sha256": file_sha256(opts.vocab_file),
+        "vocab_size": tokenizer.vocab_size,
+        "do_lower_case": tokenizer.do_lower_case,
+        "strip_accents": tokenizer.strip_accents,
+        "max_seq_length": opts.max_seq_length,
+        "num_out_files": opts.num_out_files,
+        "num_processes": opts.num_processes,
+        "seed": opts.seed,
+        "blanks_separate_docs": opts.blanks_separate_docs,
+        "word_segmenter": opts.word_segmenter,
+        "features": ["input_ids", "input_mask", "segment_ids"]
+        + ([WORD_START_FEATURE] if opts.word_segmenter else []),
+        "counts": totals,
+        "unk_rate": totals["unk_tokens"] / max(totals["corpus_tokens"], 1),
+        "seconds": round(elapsed, 3),
+        "chars_per_second": round(totals["chars"] / max(elapsed, 1e-9)),
+    }
+    records.write_text_atomic(
+        join_path(opts.output_dir, DATASET_INFO), json.dumps(info, indent=2, sort_keys=True) + "\n"
+    )
+    logging.info(
+        "Done in %.1fs: %d files (%d empty, %d binary skipped), %d documents, %d lines, %d examples, "
+        "%d tokens in examples, [UNK] rate %.4f%%, %d invalid UTF-8 sequences replaced, "
+        "%.2f M chars/s",
+        elapsed,
+        totals["files"],
+        totals["empty_files"],
+        totals["skipped_binary_files"],
+        totals["documents"],
+        totals["lines"],
+        totals["examples"],
+        totals["example_tokens"],
+        100 * info["unk_rate"],
+        totals["invalid_utf8_sequences"],
+        info["chars_per_second"] / 1e6,
+    )
+    return info
 
 
 def _run_jobs(opts, job_files, progress):
-  """Runs one spawned process per job (TensorFlow does not survive fork) and gathers stats."""
-  context = multiprocessing.get_context("spawn")
-  messages = context.Queue()
-  processes = [context.Process(target=_job_process, args=(job, opts, files, messages), daemon=True)
-               for job, files in enumerate(job_files)]
-  for p in processes:
-    p.start()
-  results = {}
-  try:
-    while len(results) < len(processes):
-      try:
-        kind, job, payload = messages.get(timeout=5.0)
-      except queue.Empty:
-        dead = [i for i, p in enumerate(processes) if not p.is_alive() and i not in results]
-        if dead and messages.empty():
-          raise RuntimeError(f"Builder process {dead[0]} died without reporting (out of memory?)")
-        continue
-      if kind == "error":
-        raise RuntimeError(f"Builder process {job} failed:\n{payload}")
-      if kind == "progress":
-        progress.update(job, *payload)
-      else:
-        results[job] = payload
-  finally:
+    """Runs one spawned process per job (TensorFlow does not survive fork) and gathers stats."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    processes = [
+        context.Process(target=_job_process, args=(job, opts, files, messages), daemon=True)
+        for job, files in enumerate(job_files)
+    ]
     for p in processes:
-      if p.is_alive():
-        p.terminate()
-      p.join()
-  return [results[i] for i in range(len(processes))]
+        p.start()
+    results = {}
+    try:
+        while len(results) < len(processes):
+            try:
+                kind, job, payload = messages.get(timeout=5.0)
+            except queue.Empty:
+                dead = [i for i, p in enumerate(processes) if not p.is_alive() and i not in results]
+                if dead and messages.empty():
+                    raise RuntimeError(
+                        f"Builder process {dead[0]} died without reporting (out of memory?)"
+                    ) from None
+                continue
+            if kind == "error":
+                raise RuntimeError(f"Builder process {job} failed:\n{payload}")
+            if kind == "progress":
+                progress.update(job, *payload)
+            else:
+                results[job] = payload
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    return [results[i] for i in range(len(processes))]
 
 
 def read_dataset_info(data_dir_or_pattern):
-  """The dataset_info.json next to a shard pattern or in a directory, or None if absent."""
-  directory = data_dir_or_pattern
-  if "*" in directory or SHARD_PREFIX in directory:
-    directory = directory.rsplit("/", 1)[0]
-  path = join_path(directory, DATASET_INFO)
-  if not tf.io.gfile.exists(path):
-    return None
-  with tf.io.gfile.GFile(path) as f:
-    return json.load(f)
+    """The dataset_info.json next to a shard pattern or in a directory, or None if absent."""
+    directory = data_dir_or_pattern
+    if "*" in directory or SHARD_PREFIX in directory:
+        directory = directory.rsplit("/", 1)[0]
+    path = join_path(directory, DATASET_INFO)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)

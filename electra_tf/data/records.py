@@ -12,80 +12,80 @@ import tensorflow as tf
 
 
 def _varint(value):
-  out = bytearray()
-  while True:
-    bits = value & 0x7F
-    value >>= 7
-    if value:
-      out.append(bits | 0x80)
-    else:
-      out.append(bits)
-      return bytes(out)
+    out = bytearray()
+    while True:
+        bits = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(bits | 0x80)
+        else:
+            out.append(bits)
+            return bytes(out)
 
 
 _SMALL = 1 << 15
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _small_varints():
-  return [_varint(v) for v in range(_SMALL)]
+    return [_varint(v) for v in range(_SMALL)]
 
 
 def pack_int64(values, max_value=None):
-  """Packed varint encoding of non-negative ints (`max_value`, when known, skips a scan)."""
-  top = max(values, default=0) if max_value is None else max_value
-  if top < 128:
-    return bytes(values)  # one byte per value, equal to the value
-  if top < _SMALL:
-    return b"".join(map(_small_varints().__getitem__, values))
-  return b"".join(map(_varint, values))
+    """Packed varint encoding of non-negative ints (`max_value`, when known, skips a scan)."""
+    top = max(values, default=0) if max_value is None else max_value
+    if top < 128:
+        return bytes(values)  # one byte per value, equal to the value
+    if top < _SMALL:
+        return b"".join(map(_small_varints().__getitem__, values))
+    return b"".join(map(_varint, values))
 
 
 def _length_delimited(field_tag, payload):
-  size = len(payload)
-  return field_tag + (_small_varints()[size] if size < _SMALL else _varint(size)) + payload
+    size = len(payload)
+    return field_tag + (_small_varints()[size] if size < _SMALL else _varint(size)) + payload
 
 
 def encode_int64_example(features):
-  """{name: list of non-negative ints} -> serialized tf.train.Example with Int64List features."""
-  return encode_packed_example({name: pack_int64(values) for name, values in features.items()})
+    """{name: list of non-negative ints} -> serialized tf.train.Example with Int64List features."""
+    return encode_packed_example({name: pack_int64(values) for name, values in features.items()})
 
 
 def encode_packed_example(packed_features):
-  """{name: `pack_int64` bytes} -> serialized tf.train.Example with Int64List features."""
-  entries = []
-  for name, packed in packed_features.items():
-    int64_list = _length_delimited(b"\x0a", packed)          # Int64List.value (packed)
-    feature = _length_delimited(b"\x1a", int64_list)         # Feature.int64_list
-    entry = _length_delimited(b"\x0a", name.encode()) + _length_delimited(b"\x12", feature)
-    entries.append(_length_delimited(b"\x0a", entry))        # Features.feature map entry
-  return _length_delimited(b"\x0a", b"".join(entries))       # Example.features
+    """{name: `pack_int64` bytes} -> serialized tf.train.Example with Int64List features."""
+    entries = []
+    for name, packed in packed_features.items():
+        int64_list = _length_delimited(b"\x0a", packed)  # Int64List.value (packed)
+        feature = _length_delimited(b"\x1a", int64_list)  # Feature.int64_list
+        entry = _length_delimited(b"\x0a", name.encode()) + _length_delimited(b"\x12", feature)
+        entries.append(_length_delimited(b"\x0a", entry))  # Features.feature map entry
+    return _length_delimited(b"\x0a", b"".join(entries))  # Example.features
 
 
 def temporary_path(path):
-  """Where a file is written before its atomic rename into `path`."""
-  return f"{path}.tmp-{os.getpid()}"
+    """Where a file is written before its atomic rename into `path`."""
+    return f"{path}.tmp-{os.getpid()}"
 
 
 class AtomicRecordWriter:
-  """A TFRecord file that appears under its final name only once complete (any tf.io.gfile path)."""
+    """A TFRecord file that appears under its final name only once complete (any tf.io.gfile path)."""
 
-  def __init__(self, path):
-    self.path = path
-    self._tmp = temporary_path(path)
-    self._writer = tf.io.TFRecordWriter(self._tmp)
+    def __init__(self, path):
+        self.path = path
+        self._tmp = temporary_path(path)
+        self._writer = tf.io.TFRecordWriter(self._tmp)
 
-  def write(self, record):
-    self._writer.write(record)
+    def write(self, record):
+        self._writer.write(record)
 
-  def close(self):
-    self._writer.close()
-    tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
+    def close(self):
+        self._writer.close()
+        tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
 
 
 def write_text_atomic(path, text):
-  """Writes a small text file (results, metadata) via a temporary file and a rename."""
-  tmp = temporary_path(path)
-  with tf.io.gfile.GFile(tmp, "w") as f:
-    f.write(text)
-  tf.io.gfile.rename(tmp, path, overwrite=True)
+    """Writes a small text file (results, metadata) via a temporary file and a rename."""
+    tmp = temporary_path(path)
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)

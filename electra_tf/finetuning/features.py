@@ -16,122 +16,139 @@ int32, plus:
 
 import numpy as np
 
-from electra_tf.finetuning import metrics
-from electra_tf.finetuning import qa
+from electra_tf.finetuning import metrics, qa
 
 
 def truncate_pair(tokens_a, tokens_b, max_length):
-  """The reference's rule: drop the last token of the longer sequence until the pair fits."""
-  while len(tokens_a) + len(tokens_b) > max_length:
-    (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
+    """The reference's rule: drop the last token of the longer sequence until the pair fits."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
 
 
 def _pad_rows(rows, max_seq_length):
-  """[CLS]... id lists -> (input_ids, input_mask) padded with 0 to max_seq_length."""
-  ids = np.zeros((len(rows), max_seq_length), dtype=np.int32)
-  mask = np.zeros_like(ids)
-  for i, row in enumerate(rows):
-    ids[i, :len(row)] = row
-    mask[i, :len(row)] = 1
-  return ids, mask
+    """[CLS]... id lists -> (input_ids, input_mask) padded with 0 to max_seq_length."""
+    ids = np.zeros((len(rows), max_seq_length), dtype=np.int32)
+    mask = np.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return ids, mask
 
 
-def sentence_features(examples, tokenizer, max_seq_length, label_list=None,
-                      regression_range=None):
-  """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (segment 1 for b and its [SEP]).
+def sentence_features(examples, tokenizer, max_seq_length, label_list=None, regression_range=None):
+    """`[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]` (segment 1 for b and its [SEP]).
 
-  Give `label_list` for classification or `regression_range` (min, max) for regression.
-  """
-  cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
-  ids_a = tokenizer.encode_batch([ex.text_a for ex in examples])
-  ids_b = tokenizer.encode_batch([ex.text_b or "" for ex in examples])
-  rows, segments = [], np.zeros((len(examples), max_seq_length), dtype=np.int32)
-  for i, (a, b) in enumerate(zip(ids_a, ids_b)):
-    if b:
-      truncate_pair(a, b, max_seq_length - 3)
-      segments[i, len(a) + 2:len(a) + len(b) + 3] = 1
-      rows.append([cls_id] + a + [sep_id] + b + [sep_id])
-    else:
-      rows.append([cls_id] + a[:max_seq_length - 2] + [sep_id])
-  input_ids, input_mask = _pad_rows(rows, max_seq_length)
-  arrays = {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segments,
-            "eid": np.array([ex.eid for ex in examples], dtype=np.int32)}
-  if label_list is not None:
-    label_map = {label: i for i, label in enumerate(label_list)}
-    unknown = {ex.label for ex in examples if ex.label is not None} - set(label_map)
-    if unknown:
-      raise ValueError(f"Labels {sorted(unknown)} are not in the task's labels {label_list}")
-    arrays["label_ids"] = np.array([0 if ex.label is None else label_map[ex.label]
-                                    for ex in examples], dtype=np.int32)
-  elif regression_range is not None:
-    low, high = regression_range
-    values = np.array([low if ex.label is None else ex.label for ex in examples], np.float32)
-    if values.size and (values.min() < low or values.max() > high):
-      raise ValueError(f"Regression targets outside the task's range {regression_range}")
-    arrays["targets"] = (values - low) / (high - low)
-  return arrays
+    Give `label_list` for classification or `regression_range` (min, max) for regression.
+    """
+    cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
+    ids_a = tokenizer.encode_batch([ex.text_a for ex in examples])
+    ids_b = tokenizer.encode_batch([ex.text_b or "" for ex in examples])
+    rows, segments = [], np.zeros((len(examples), max_seq_length), dtype=np.int32)
+    for i, (a, b) in enumerate(zip(ids_a, ids_b)):
+        if b:
+            truncate_pair(a, b, max_seq_length - 3)
+            segments[i, len(a) + 2 : len(a) + len(b) + 3] = 1
+            rows.append([cls_id] + a + [sep_id] + b + [sep_id])
+        else:
+            rows.append([cls_id] + a[: max_seq_length - 2] + [sep_id])
+    input_ids, input_mask = _pad_rows(rows, max_seq_length)
+    arrays = {
+        "input_ids": input_ids,
+        "input_mask": input_mask,
+        "segment_ids": segments,
+        "eid": np.array([ex.eid for ex in examples], dtype=np.int32),
+    }
+    if label_list is not None:
+        label_map = {label: i for i, label in enumerate(label_list)}
+        unknown = {ex.label for ex in examples if ex.label is not None} - set(label_map)
+        if unknown:
+            raise ValueError(f"Labels {sorted(unknown)} are not in the task's labels {label_list}")
+        arrays["label_ids"] = np.array(
+            [0 if ex.label is None else label_map[ex.label] for ex in examples], dtype=np.int32
+        )
+    elif regression_range is not None:
+        low, high = regression_range
+        values = np.array([low if ex.label is None else ex.label for ex in examples], np.float32)
+        if values.size and (values.min() < low or values.max() > high):
+            raise ValueError(f"Regression targets outside the task's range {regression_range}")
+        arrays["targets"] = (values - low) / (high - low)
+    return arrays
 
 
 def encode_tags(tags, scheme):
-  """Re-encodes a prefix-style tag sequence (any of BIO/BIOES) in `scheme` ("BIO" or "BIOES").
+    """Re-encodes a prefix-style tag sequence (any of BIO/BIOES) in `scheme` ("BIO" or "BIOES").
 
-  Entities are read with seqeval's rules (`metrics.get_entities`), so training labels and the
-  entity-level evaluation agree on what the spans are.
-  """
-  out = ["O"] * len(tags)
-  for type_, first, last in metrics.get_entities(tags):
-    for i in range(first, last + 1):
-      out[i] = f"I-{type_}"
-    out[first] = f"B-{type_}"
-    if scheme == "BIOES":
-      if first == last:
-        out[first] = f"S-{type_}"
-      else:
-        out[last] = f"E-{type_}"
-  return out
+    Entities are read with seqeval's rules (`metrics.get_entities`), so training labels and the
+    entity-level evaluation agree on what the spans are.
+    """
+    out = ["O"] * len(tags)
+    for type_, first, last in metrics.get_entities(tags):
+        for i in range(first, last + 1):
+            out[i] = f"I-{type_}"
+        out[first] = f"B-{type_}"
+        if scheme == "BIOES":
+            if first == last:
+                out[first] = f"S-{type_}"
+            else:
+                out[last] = f"E-{type_}"
+    return out
 
 
 def tagging_features(examples, tokenizer, max_seq_length, label_list, scheme="BIOES"):
-  """Word-level tags aligned to each word's first sub-token.
+    """Word-level tags aligned to each word's first sub-token.
 
-  A word the tokenizer drops entirely (control characters only) becomes [UNK] so it keeps its
-  label; sub-tokens past max_seq_length - 2 are cut, and with them the labels of cut words.
-  """
-  cls_id, sep_id, unk_id = (tokenizer.vocab[t] for t in ("[CLS]", "[SEP]", "[UNK]"))
-  label_map = {label: i for i, label in enumerate(label_list)}
-  word_ids = iter(tokenizer.encode_batch([w for ex in examples for w in ex.words]))
-  rows = []
-  label_ids = np.zeros((len(examples), max_seq_length), dtype=np.int32)
-  weights = np.zeros((len(examples), max_seq_length), dtype=np.float32)
-  for i, example in enumerate(examples):
-    tags = encode_tags(example.tags, scheme) if example.tags is not None else None
-    row = [cls_id]
-    for w in range(len(example.words)):
-      ids = next(word_ids) or [unk_id]
-      if len(row) < max_seq_length - 1:
-        if tags is not None:
-          if tags[w] not in label_map:
-            raise ValueError(f"Tag {tags[w]!r} is not in the task's labels {label_list}")
-          label_ids[i, len(row)] = label_map[tags[w]]
-        weights[i, len(row)] = 1.0
-      row += ids
-    rows.append(row[:max_seq_length - 1] + [sep_id])
-  input_ids, input_mask = _pad_rows(rows, max_seq_length)
-  return {"input_ids": input_ids, "input_mask": input_mask,
-          "segment_ids": np.zeros_like(input_ids), "label_ids": label_ids,
-          "label_weights": weights, "eid": np.array([ex.eid for ex in examples], np.int32)}
+    A word the tokenizer drops entirely (control characters only) becomes [UNK] so it keeps its
+    label; sub-tokens past max_seq_length - 2 are cut, and with them the labels of cut words.
+    """
+    cls_id, sep_id, unk_id = (tokenizer.vocab[t] for t in ("[CLS]", "[SEP]", "[UNK]"))
+    label_map = {label: i for i, label in enumerate(label_list)}
+    word_ids = iter(tokenizer.encode_batch([w for ex in examples for w in ex.words]))
+    rows = []
+    label_ids = np.zeros((len(examples), max_seq_length), dtype=np.int32)
+    weights = np.zeros((len(examples), max_seq_length), dtype=np.float32)
+    for i, example in enumerate(examples):
+        tags = encode_tags(example.tags, scheme) if example.tags is not None else None
+        row = [cls_id]
+        for w in range(len(example.words)):
+            ids = next(word_ids) or [unk_id]
+            if len(row) < max_seq_length - 1:
+                if tags is not None:
+                    if tags[w] not in label_map:
+                        raise ValueError(
+                            f"Tag {tags[w]!r} is not in the task's labels {label_list}"
+                        )
+                    label_ids[i, len(row)] = label_map[tags[w]]
+                weights[i, len(row)] = 1.0
+            row += ids
+        rows.append(row[: max_seq_length - 1] + [sep_id])
+    input_ids, input_mask = _pad_rows(rows, max_seq_length)
+    return {
+        "input_ids": input_ids,
+        "input_mask": input_mask,
+        "segment_ids": np.zeros_like(input_ids),
+        "label_ids": label_ids,
+        "label_weights": weights,
+        "eid": np.array([ex.eid for ex in examples], np.int32),
+    }
 
 
 def word_values(token_values, label_weights):
-  """Token-level [N, L] values (e.g. predicted label ids) -> one list per example, one per word."""
-  return [list(values[weights > 0]) for values, weights in zip(token_values, label_weights)]
+    """Token-level [N, L] values (e.g. predicted label ids) -> one list per example, one per word."""
+    return [list(values[weights > 0]) for values, weights in zip(token_values, label_weights)]
 
 
 def featurize(task, examples, tokenizer, max_seq_length, doc_stride=128, max_query_length=64):
-  """The task kind's features: a dict of arrays, or `qa.QAFeatures` for span QA."""
-  if task.kind == "span_qa":
-    return qa.qa_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
-  if task.kind == "tagging":
-    return tagging_features(examples, tokenizer, max_seq_length, task.label_list, task.tag_scheme)
-  return sentence_features(examples, tokenizer, max_seq_length,
-                           label_list=task.label_list, regression_range=task.regression_range)
+    """The task kind's features: a dict of arrays, or `qa.QAFeatures` for span QA."""
+    if task.kind == "span_qa":
+        return qa.qa_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
+    if task.kind == "tagging":
+        return tagging_features(
+            examples, tokenizer, max_seq_length, task.label_list, task.tag_scheme
+        )
+    return sentence_features(
+        examples,
+        tokenizer,
+        max_seq_length,
+        label_list=task.label_list,
+        regression_range=task.regression_range,
+    )

@@ -19,10 +19,10 @@ import dataclasses
 import json
 import math
 
-from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from electra_tf import tokenization
 from electra_tf.data import records
@@ -35,456 +35,637 @@ from electra_tf.modeling import EncoderConfig
 from electra_tf.pretraining.trainer import ENCODER_CONFIG
 from electra_tf.training import distribution, loop, optimization
 
-__all__ = ["FinetuningRunner", "checkpoint_key", "restore_variables", "run_finetuning",
-           "summarize", "task_info", "write_results"]
+__all__ = [
+    "FinetuningRunner",
+    "checkpoint_key",
+    "restore_variables",
+    "run_finetuning",
+    "summarize",
+    "task_info",
+    "write_results",
+]
 
 _INPUT_KEYS = ("input_ids", "input_mask", "segment_ids")
 # Hyperparameters that determine the trained weights: a checkpoint made with other values is not
 # resumed.
 _TRAINING_KEYS = (
-    "learning_rate", "weight_decay_rate", "layerwise_lr_decay", "layerwise_lr_decay_reference_bug",
-    "num_train_epochs", "warmup_proportion", "train_batch_size", "max_seq_length",
-    "max_query_length", "doc_stride", "double_unordered", "answerable_classifier",
-    "answerable_uses_start_logits", "answerable_weight", "joint_prediction", "init_checkpoint",
-    "model_size", "model_hparam_overrides", "do_lower_case", "vocab_file", "seed",
-    "mixed_precision", "task_specs", "debug")
+    "learning_rate",
+    "weight_decay_rate",
+    "layerwise_lr_decay",
+    "layerwise_lr_decay_reference_bug",
+    "num_train_epochs",
+    "warmup_proportion",
+    "train_batch_size",
+    "max_seq_length",
+    "max_query_length",
+    "doc_stride",
+    "double_unordered",
+    "answerable_classifier",
+    "answerable_uses_start_logits",
+    "answerable_weight",
+    "joint_prediction",
+    "init_checkpoint",
+    "model_size",
+    "model_hparam_overrides",
+    "do_lower_case",
+    "vocab_file",
+    "seed",
+    "mixed_precision",
+    "task_specs",
+    "debug",
+)
 # GLUE submission file names (the benchmark's test server expects them).
-_GLUE_FILES = {"cola": "CoLA", "sst": "SST-2", "mrpc": "MRPC", "sts": "STS-B", "qqp": "QQP",
-               "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI", ("mnli", "test"): "MNLI-m",
-               ("mnli", "test_mismatched"): "MNLI-mm", ("mnli", "diagnostic"): "AX"}
+_GLUE_FILES = {
+    "cola": "CoLA",
+    "sst": "SST-2",
+    "mrpc": "MRPC",
+    "sts": "STS-B",
+    "qqp": "QQP",
+    "qnli": "QNLI",
+    "rte": "RTE",
+    "wnli": "WNLI",
+    ("mnli", "test"): "MNLI-m",
+    ("mnli", "test_mismatched"): "MNLI-mm",
+    ("mnli", "diagnostic"): "AX",
+}
 # CLUE submission files are <name>_predict.json.
-_CLUE_NAMES = {"afqmc": "afqmc", "tnews": "tnews", "iflytek": "iflytek", "cmnli": "cmnli",
-               "wsc": "cluewsc2020", "csl": "csl", "cmrc2018": "cmrc2018"}
+_CLUE_NAMES = {
+    "afqmc": "afqmc",
+    "tnews": "tnews",
+    "iflytek": "iflytek",
+    "cmnli": "cmnli",
+    "wsc": "cluewsc2020",
+    "csl": "csl",
+    "cmrc2018": "cmrc2018",
+}
 
 
 # ----- pre-trained weights ----------------------------------------------------------------------
 
+
 def checkpoint_key(path):
-  """The key under which `tf.train.Checkpoint(model={path: variable})` saves a variable (the
-  layout of run_pretraining.py and run_finetuning.py checkpoints)."""
-  return "model/%s/.ATTRIBUTES/VARIABLE_VALUE" % path.replace(".", "..").replace("/", ".S")
+    """The key under which `tf.train.Checkpoint(model={path: variable})` saves a variable (the
+    layout of run_pretraining.py and run_finetuning.py checkpoints)."""
+    return "model/%s/.ATTRIBUTES/VARIABLE_VALUE" % path.replace(".", "..").replace("/", ".S")
 
 
 def resolve_checkpoint(path):
-  """A checkpoint prefix from a folder (its latest checkpoint) or a `ckpt-N` prefix."""
-  if tf.io.gfile.exists(path + ".index"):  # first: ram:// calls any name prefix a folder
-    return path
-  if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest:
-      return latest
-    raise FileNotFoundError(f"init_checkpoint {path} is a folder without checkpoints.")
-  raise FileNotFoundError(
-      f"init_checkpoint {path} not found: neither a folder of checkpoints nor a checkpoint prefix "
-      f"({path}.index). Pre-train with run_pretraining.py, point init_checkpoint at a "
-      "checkpoint, or set it to null to fine-tune from random weights.")
+    """A checkpoint prefix from a folder (its latest checkpoint) or a `ckpt-N` prefix."""
+    if tf.io.gfile.exists(path + ".index"):  # first: ram:// calls any name prefix a folder
+        return path
+    if tf.io.gfile.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        raise FileNotFoundError(f"init_checkpoint {path} is a folder without checkpoints.")
+    raise FileNotFoundError(
+        f"init_checkpoint {path} not found: neither a folder of checkpoints nor a checkpoint prefix "
+        f"({path}.index). Pre-train with run_pretraining.py, point init_checkpoint at a "
+        "checkpoint, or set it to null to fine-tune from random weights."
+    )
 
 
 def restore_variables(variables, checkpoint):
-  """Loads each variable from the value saved under its path; returns the checkpoint prefix.
+    """Loads each variable from the value saved under its path; returns the checkpoint prefix.
 
-  Raises ValueError naming the variables the checkpoint lacks or holds with another shape, before
-  anything is assigned.
-  """
-  prefix = resolve_checkpoint(checkpoint)
-  reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-  shapes = reader.get_variable_to_shape_map()
-  missing = [v.path for v in variables if checkpoint_key(v.path) not in shapes]
-  if missing:
-    raise ValueError(
-        f"Checkpoint {prefix} lacks {len(missing)} of the model's {len(variables)} variables, "
-        f"e.g. {', '.join(missing[:3])}. It must be a run_pretraining.py or run_finetuning.py "
-        "checkpoint of an encoder of the same shape (see encoder_config.json beside it).")
-  for v in variables:
-    saved = shapes[checkpoint_key(v.path)]
-    if list(saved) != list(v.shape):
-      raise ValueError(f"Variable {v.path} has shape {list(v.shape)} but checkpoint {prefix} "
-                       f"holds shape {list(saved)}: the encoder sizes differ.")
-  for v in variables:
-    v.assign(reader.get_tensor(checkpoint_key(v.path)))
-  return prefix
+    Raises ValueError naming the variables the checkpoint lacks or holds with another shape, before
+    anything is assigned.
+    """
+    prefix = resolve_checkpoint(checkpoint)
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    missing = [v.path for v in variables if checkpoint_key(v.path) not in shapes]
+    if missing:
+        raise ValueError(
+            f"Checkpoint {prefix} lacks {len(missing)} of the model's {len(variables)} variables, "
+            f"e.g. {', '.join(missing[:3])}. It must be a run_pretraining.py or run_finetuning.py "
+            "checkpoint of an encoder of the same shape (see encoder_config.json beside it)."
+        )
+    for v in variables:
+        saved = shapes[checkpoint_key(v.path)]
+        if list(saved) != list(v.shape):
+            raise ValueError(
+                f"Variable {v.path} has shape {list(v.shape)} but checkpoint {prefix} "
+                f"holds shape {list(saved)}: the encoder sizes differ."
+            )
+    for v in variables:
+        v.assign(reader.get_tensor(checkpoint_key(v.path)))
+    return prefix
 
 
 def task_info(task, config, arrays):
-  """What serving and export need to know about a fine-tuned model beyond its weights: the
-  task's kind, labels, target range, whether it reads text pairs, and the input settings."""
-  return {"task": task.name, "kind": task.kind, "label_list": task.label_list,
-          "regression_range": task.regression_range,
-          "text_pairs": bool(np.any(arrays["segment_ids"])),
-          "max_seq_length": config.max_seq_length, "do_lower_case": config.do_lower_case,
-          "vocab_file": config.vocab_file}
+    """What serving and export need to know about a fine-tuned model beyond its weights: the
+    task's kind, labels, target range, whether it reads text pairs, and the input settings."""
+    return {
+        "task": task.name,
+        "kind": task.kind,
+        "label_list": task.label_list,
+        "regression_range": task.regression_range,
+        "text_pairs": bool(np.any(arrays["segment_ids"])),
+        "max_seq_length": config.max_seq_length,
+        "do_lower_case": config.do_lower_case,
+        "vocab_file": config.vocab_file,
+    }
 
 
 # ----- data -------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class SplitData:
-  """One split's examples and model arrays (one row per feature; QA windows keep qa_features)."""
-  examples: list
-  arrays: dict
-  qa_features: qa.QAFeatures = None
+    """One split's examples and model arrays (one row per feature; QA windows keep qa_features)."""
+
+    examples: list
+    arrays: dict
+    qa_features: qa.QAFeatures = None
 
 
 def _train_dataset_fn(arrays, batch_size, seed):
-  """Shuffled, repeated batches; the shuffle buffer holds row indices, so checkpoints stay small."""
-  n = len(arrays["input_ids"])
+    """Shuffled, repeated batches; the shuffle buffer holds row indices, so checkpoints stay small."""
+    n = len(arrays["input_ids"])
 
-  def dataset_fn(input_context):
-    tensors = {k: tf.constant(v) for k, v in arrays.items()}
-    rows = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-    if input_context.num_input_pipelines > 1:
-      rows = rows.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    per_replica = input_context.get_per_replica_batch_size(batch_size)
-    return rows.batch(per_replica, drop_remainder=True).map(
-        lambda index: {k: tf.gather(t, index) for k, t in tensors.items()}).prefetch(2)
+    def dataset_fn(input_context):
+        tensors = {k: tf.constant(v) for k, v in arrays.items()}
+        rows = (
+            tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
+        )
+        if input_context.num_input_pipelines > 1:
+            rows = rows.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        per_replica = input_context.get_per_replica_batch_size(batch_size)
+        return (
+            rows.batch(per_replica, drop_remainder=True)
+            .map(lambda index: {k: tf.gather(t, index) for k, t in tensors.items()})
+            .prefetch(2)
+        )
 
-  return dataset_fn
+    return dataset_fn
 
 
 # ----- results ----------------------------------------------------------------------------------
 
+
 def summarize(results):
-  """{task: {metric: {mean, median, std, min, max}}} over trials (std with ddof=1; 0 for one)."""
-  values = collections.defaultdict(lambda: collections.defaultdict(list))
-  for trial in results:
-    for task, scores in trial.items():
-      for metric, value in scores.items():
-        values[task][metric].append(float(value))
-  return {task: {metric: {"mean": float(np.mean(v)), "median": float(np.median(v)),
-                          "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                          "min": float(np.min(v)), "max": float(np.max(v))}
-                 for metric, v in by_metric.items()}
-          for task, by_metric in values.items()}
+    """{task: {metric: {mean, median, std, min, max}}} over trials (std with ddof=1; 0 for one)."""
+    values = collections.defaultdict(lambda: collections.defaultdict(list))
+    for trial in results:
+        for task, scores in trial.items():
+            for metric, value in scores.items():
+                values[task][metric].append(float(value))
+    return {
+        task: {
+            metric: {
+                "mean": float(np.mean(v)),
+                "median": float(np.median(v)),
+                "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                "min": float(np.min(v)),
+                "max": float(np.max(v)),
+            }
+            for metric, v in by_metric.items()
+        }
+        for task, by_metric in values.items()
+    }
 
 
 def write_results(config, results):
-  """Every trial's scores and their summary to results_txt and results_json (atomically)."""
-  lines = []
-  for trial, trial_results in enumerate(results, 1):
-    for task, scores in trial_results.items():
-      lines.append(f"{task} (trial {trial}): " + " - ".join(
-          f"{k}: {v:.2f}" for k, v in scores.items()))
-  summary = summarize(results)
-  for task, by_metric in summary.items():
-    for metric, s in by_metric.items():
-      lines.append(f"{task} {metric} over {len(results)} trial(s): " + " - ".join(
-          f"{k} {s[k]:.2f}" for k in ("mean", "median", "std", "min", "max")))
-  text = "\n".join(lines) + "\n"
-  tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
-  records.write_text_atomic(config.results_txt, text)
-  records.write_text_atomic(config.results_json, json.dumps(
-      {"trials": results, "summary": summary}, indent=2) + "\n")
-  logging.info("Results (%s):\n%s", config.results_txt, text)
+    """Every trial's scores and their summary to results_txt and results_json (atomically)."""
+    lines = []
+    for trial, trial_results in enumerate(results, 1):
+        for task, scores in trial_results.items():
+            lines.append(
+                f"{task} (trial {trial}): " + " - ".join(f"{k}: {v:.2f}" for k, v in scores.items())
+            )
+    summary = summarize(results)
+    for task, by_metric in summary.items():
+        for metric, s in by_metric.items():
+            lines.append(
+                f"{task} {metric} over {len(results)} trial(s): "
+                + " - ".join(f"{k} {s[k]:.2f}" for k in ("mean", "median", "std", "min", "max"))
+            )
+    text = "\n".join(lines) + "\n"
+    tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
+    records.write_text_atomic(config.results_txt, text)
+    records.write_text_atomic(
+        config.results_json, json.dumps({"trials": results, "summary": summary}, indent=2) + "\n"
+    )
+    logging.info("Results (%s):\n%s", config.results_txt, text)
 
 
 def _write_json(path, value):
-  tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-  records.write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+    records.write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
 # ----- the runner -------------------------------------------------------------------------------
 
+
 class FinetuningRunner:
-  """Everything run_finetuning.py does, as an object tests and benchmarks can drive."""
+    """Everything run_finetuning.py does, as an object tests and benchmarks can drive."""
 
-  def __init__(self, config, strategy=None):
-    self.config = config
-    distribution.set_precision_policy(config.mixed_precision)
-    self.strategy = strategy or distribution.create_strategy(
-        config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu)
-    self.is_chief = distribution.is_chief(self.strategy)
-    self.encoder_config = EncoderConfig.from_dict(config.model_hparams())
-    if config.max_seq_length > self.encoder_config.max_position_embeddings:
-      raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the encoder's "
-                       f"max_position_embeddings {self.encoder_config.max_position_embeddings}")
-    replicas = self.strategy.num_replicas_in_sync
-    for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
-      if getattr(config, name) % replicas:
-        raise ValueError(f"{name} ({getattr(config, name)}) must be a multiple of the "
-                         f"{replicas} replicas")
-    self.tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
-    if self.tokenizer.vocab_size > self.encoder_config.vocab_size:
-      raise ValueError(f"Vocabulary {config.vocab_file} has {self.tokenizer.vocab_size} tokens "
-                       f"but the encoder only {self.encoder_config.vocab_size} embeddings")
-    self.tasks = [tasks_lib.get_task(name, raw_dir=config.raw_data_dir.format(task=name),
-                                     spec=config.task_specs.get(name))
-                  for name in config.task_names]
-    self._data = {}
+    def __init__(self, config, strategy=None):
+        self.config = config
+        distribution.set_precision_policy(config.mixed_precision)
+        self.strategy = strategy or distribution.create_strategy(
+            config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu
+        )
+        self.is_chief = distribution.is_chief(self.strategy)
+        self.encoder_config = EncoderConfig.from_dict(config.model_hparams())
+        if config.max_seq_length > self.encoder_config.max_position_embeddings:
+            raise ValueError(
+                f"max_seq_length {config.max_seq_length} exceeds the encoder's "
+                f"max_position_embeddings {self.encoder_config.max_position_embeddings}"
+            )
+        replicas = self.strategy.num_replicas_in_sync
+        for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+            if getattr(config, name) % replicas:
+                raise ValueError(
+                    f"{name} ({getattr(config, name)}) must be a multiple of the "
+                    f"{replicas} replicas"
+                )
+        self.tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
+        if self.tokenizer.vocab_size > self.encoder_config.vocab_size:
+            raise ValueError(
+                f"Vocabulary {config.vocab_file} has {self.tokenizer.vocab_size} tokens "
+                f"but the encoder only {self.encoder_config.vocab_size} embeddings"
+            )
+        self.tasks = [
+            tasks_lib.get_task(
+                name,
+                raw_dir=config.raw_data_dir.format(task=name),
+                spec=config.task_specs.get(name),
+            )
+            for name in config.task_names
+        ]
+        self._data = {}
 
-  def run(self):
-    """All trials of all tasks; returns [{task: {metric: value}}] per trial."""
-    config = self.config
-    logging.info("Fine-tuning config:\n%s", config.to_json())
-    results = []
-    for trial in range(1, config.num_trials + 1):
-      trial_results = {}
-      for task in self.tasks:
-        logging.info("=== %s: model %s, trial %d/%d ===", task.name, config.model_name, trial,
-                     config.num_trials)
-        scores = self.run_task(task, trial)
-        if scores is not None:
-          trial_results[task.name] = scores
+    def run(self):
+        """All trials of all tasks; returns [{task: {metric: value}}] per trial."""
+        config = self.config
+        logging.info("Fine-tuning config:\n%s", config.to_json())
+        results = []
+        for trial in range(1, config.num_trials + 1):
+            trial_results = {}
+            for task in self.tasks:
+                logging.info(
+                    "=== %s: model %s, trial %d/%d ===",
+                    task.name,
+                    config.model_name,
+                    trial,
+                    config.num_trials,
+                )
+                scores = self.run_task(task, trial)
+                if scores is not None:
+                    trial_results[task.name] = scores
+                model_dir = config.model_dir.format(task=task.name, trial=trial)
+                if (
+                    trial != config.num_trials
+                    and not config.keep_all_models
+                    and self.is_chief
+                    and tf.io.gfile.exists(model_dir)
+                ):
+                    tf.io.gfile.rmtree(model_dir)
+            if config.do_eval:
+                results.append(trial_results)
+                if self.is_chief:
+                    write_results(config, results)
+        return results
+
+    def split(self, task, split, is_training=False):
+        """A split's examples and features (cached)."""
+        key = (task.name, split, is_training)
+        if key not in self._data:
+            config = self.config
+            examples = task.get_examples(
+                split, double_unordered=is_training and config.double_unordered
+            )
+            if config.debug:
+                examples = examples[:100]
+            if not examples:
+                raise ValueError(f"Task {task.name} has no {split} examples in {task.path(split)}")
+            feats = features_lib.featurize(
+                task,
+                examples,
+                self.tokenizer,
+                config.max_seq_length,
+                config.doc_stride,
+                config.max_query_length,
+            )
+            qa_features = feats if task.kind == "span_qa" else None
+            arrays = qa_features.arrays if qa_features else feats
+            arrays = {k: arrays[k] for k in _INPUT_KEYS + label_keys(task.kind)}
+            if config.log_examples and is_training:
+                logging.info(
+                    "%s example 0: %s",
+                    task.name,
+                    " ".join(
+                        self.tokenizer.convert_ids_to_tokens(
+                            [int(i) for i in arrays["input_ids"][0] if i]
+                        )
+                    ),
+                )
+            logging.info(
+                "%s/%s: %d examples, %d features",
+                task.name,
+                split,
+                len(examples),
+                len(arrays["input_ids"]),
+            )
+            self._data[key] = SplitData(examples, arrays, qa_features)
+        return self._data[key]
+
+    def build(self, task, trial, num_train_steps):
+        """A fresh model and optimizer for one trial (seeded), under the strategy's scope."""
+        config = self.config
+        keras.backend.clear_session()  # fresh layer names and memory for every model
+        distribution.set_precision_policy(config.mixed_precision)
+        keras.utils.set_random_seed(config.seed + trial - 1)
+        with self.strategy.scope():
+            model = FinetuningModel(self.encoder_config, task, config)
+            model.build_all(config.max_seq_length)
+            optimizer = optimization.create_optimizer(
+                config.learning_rate,
+                num_train_steps,
+                weight_decay_rate=config.weight_decay_rate,
+                warmup_proportion=config.warmup_proportion,
+                layerwise_lr_decay_power=config.layerwise_lr_decay,
+                n_transformer_layers=self.encoder_config.num_hidden_layers,
+                layerwise_lr_decay_reference_bug=config.layerwise_lr_decay_reference_bug,
+            )
+            optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    def run_task(self, task, trial):
+        """Trains (or loads) one task's model for one trial; returns its scores (None: no eval)."""
+        config = self.config
+        num_train_steps = 1
+        if config.do_train:
+            train = self.split(task, "train", is_training=True)
+            num_train_steps = max(
+                1,
+                math.ceil(
+                    config.num_train_epochs
+                    * len(train.arrays["input_ids"])
+                    / config.train_batch_size
+                ),
+            )
+        model, optimizer = self.build(task, trial, num_train_steps)
+        if config.do_train:
+            self.train(task, trial, model, optimizer, train.arrays, num_train_steps)
+        elif config.init_checkpoint:
+            logging.info(
+                "Loading the whole model from %s",
+                restore_variables(model.trainable_variables, config.init_checkpoint),
+            )
+        predict = self.predictor(model, task.kind)
+        scores = self.evaluate(task, predict) if config.do_eval else None
+        if config.write_test_outputs and trial <= config.n_writes_test:
+            self.write_test_outputs(task, trial, predict)
+        return scores
+
+    def train(self, task, trial, model, optimizer, arrays, num_train_steps):
+        """Trains with the shared TrainLoop, resuming the trial's checkpoint when it is compatible."""
+        self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+
+    def train_loop(self, task, trial, model, optimizer, arrays, num_train_steps):
+        """The trial's TrainLoop, its model initialised from init_checkpoint unless the trial's own
+        compatible checkpoint will be resumed."""
+        config = self.config
         model_dir = config.model_dir.format(task=task.name, trial=trial)
-        if (trial != config.num_trials and not config.keep_all_models and self.is_chief
-            and tf.io.gfile.exists(model_dir)):
-          tf.io.gfile.rmtree(model_dir)
-      if config.do_eval:
-        results.append(trial_results)
+        self._prepare_model_dir(model_dir)
+        if tf.train.latest_checkpoint(model_dir) is None and config.init_checkpoint:
+            encoder_variables = model.encoder.trainable_variables
+            logging.info(
+                "Loading %d encoder variables from %s",
+                len(encoder_variables),
+                restore_variables(encoder_variables, config.init_checkpoint),
+            )
         if self.is_chief:
-          write_results(config, results)
-    return results
+            tf.io.gfile.makedirs(model_dir)
+            records.write_text_atomic(
+                f"{model_dir}/{ENCODER_CONFIG}",
+                json.dumps(self.encoder_config.to_dict(), indent=2, sort_keys=True) + "\n",
+            )
+            records.write_text_atomic(f"{model_dir}/{FINETUNE_CONFIG}", config.to_json())
+            records.write_text_atomic(
+                f"{model_dir}/{TASK_INFO}",
+                json.dumps(task_info(task, config, arrays), indent=2, ensure_ascii=False) + "\n",
+            )
+        seed = config.seed + trial - 1
 
-  def split(self, task, split, is_training=False):
-    """A split's examples and features (cached)."""
-    key = (task.name, split, is_training)
-    if key not in self._data:
-      config = self.config
-      examples = task.get_examples(split, double_unordered=is_training and config.double_unordered)
-      if config.debug:
-        examples = examples[:100]
-      if not examples:
-        raise ValueError(f"Task {task.name} has no {split} examples in {task.path(split)}")
-      feats = features_lib.featurize(task, examples, self.tokenizer, config.max_seq_length,
-                                     config.doc_stride, config.max_query_length)
-      qa_features = feats if task.kind == "span_qa" else None
-      arrays = qa_features.arrays if qa_features else feats
-      arrays = {k: arrays[k] for k in _INPUT_KEYS + label_keys(task.kind)}
-      if config.log_examples and is_training:
-        logging.info("%s example 0: %s", task.name, " ".join(
-            self.tokenizer.convert_ids_to_tokens(
-                [int(i) for i in arrays["input_ids"][0] if i])))
-      logging.info("%s/%s: %d examples, %d features", task.name, split, len(examples),
-                   len(arrays["input_ids"]))
-      self._data[key] = SplitData(examples, arrays, qa_features)
-    return self._data[key]
+        def loss_fn(features, step_seed, training):
+            del step_seed  # dropout draws from the layers' seeded, checkpointed generators
+            losses, _ = model.compute(features, training)
+            return tf.reduce_sum(losses), {"loss_per_example": tf.reduce_mean(losses)}
 
-  def build(self, task, trial, num_train_steps):
-    """A fresh model and optimizer for one trial (seeded), under the strategy's scope."""
-    config = self.config
-    keras.backend.clear_session()  # fresh layer names and memory for every model
-    distribution.set_precision_policy(config.mixed_precision)
-    keras.utils.set_random_seed(config.seed + trial - 1)
-    with self.strategy.scope():
-      model = FinetuningModel(self.encoder_config, task, config)
-      model.build_all(config.max_seq_length)
-      optimizer = optimization.create_optimizer(
-          config.learning_rate, num_train_steps, weight_decay_rate=config.weight_decay_rate,
-          warmup_proportion=config.warmup_proportion,
-          layerwise_lr_decay_power=config.layerwise_lr_decay,
-          n_transformer_layers=self.encoder_config.num_hidden_layers,
-          layerwise_lr_decay_reference_bug=config.layerwise_lr_decay_reference_bug)
-      optimizer.build(model.trainable_variables)
-    return model, optimizer
+        settings = loop.LoopSettings(
+            model_dir=model_dir,
+            num_train_steps=num_train_steps,
+            iterations_per_loop=config.iterations_per_loop,
+            save_checkpoints_steps=config.save_checkpoints_steps,
+            keep_checkpoint_max=config.keep_checkpoint_max,
+            seed=seed,
+            jit_compile=config.jit_compile,
+            global_batch_size=config.train_batch_size,
+            tokens_per_example=config.max_seq_length,
+        )
+        logging.info(
+            "Training %s for %d steps (%.1f epochs of %d features)",
+            task.name,
+            num_train_steps,
+            config.num_train_epochs,
+            len(arrays["input_ids"]),
+        )
+        return loop.TrainLoop(
+            self.strategy,
+            model,
+            optimizer,
+            loss_fn,
+            _train_dataset_fn(arrays, config.train_batch_size, seed),
+            settings,
+        )
 
-  def run_task(self, task, trial):
-    """Trains (or loads) one task's model for one trial; returns its scores (None: no eval)."""
-    config = self.config
-    num_train_steps = 1
-    if config.do_train:
-      train = self.split(task, "train", is_training=True)
-      num_train_steps = max(1, math.ceil(
-          config.num_train_epochs * len(train.arrays["input_ids"]) / config.train_batch_size))
-    model, optimizer = self.build(task, trial, num_train_steps)
-    if config.do_train:
-      self.train(task, trial, model, optimizer, train.arrays, num_train_steps)
-    elif config.init_checkpoint:
-      logging.info("Loading the whole model from %s",
-                   restore_variables(model.trainable_variables, config.init_checkpoint))
-    predict = self.predictor(model, task.kind)
-    scores = self.evaluate(task, predict) if config.do_eval else None
-    if config.write_test_outputs and trial <= config.n_writes_test:
-      self.write_test_outputs(task, trial, predict)
-    return scores
+    def _prepare_model_dir(self, model_dir):
+        """Starts the trial over when its checkpoint was trained with other hyperparameters."""
+        if tf.train.latest_checkpoint(model_dir) is None:
+            return
+        saved_path = f"{model_dir}/{FINETUNE_CONFIG}"
+        saved = {}
+        if tf.io.gfile.exists(saved_path):
+            with tf.io.gfile.GFile(saved_path, "r") as f:
+                saved = json.loads(f.read())
+        current = self.config.to_dict()
+        changed = [k for k in _TRAINING_KEYS if saved.get(k) != current.get(k)]
+        if not changed:
+            logging.info("Resuming from the checkpoint in %s", model_dir)
+            return
+        logging.warning(
+            "The checkpoint in %s was trained with other %s; training this trial again.",
+            model_dir,
+            ", ".join(changed),
+        )
+        if self.is_chief:
+            tf.io.gfile.rmtree(model_dir)
 
-  def train(self, task, trial, model, optimizer, arrays, num_train_steps):
-    """Trains with the shared TrainLoop, resuming the trial's checkpoint when it is compatible."""
-    self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+    def predictor(self, model, kind):
+        """`predict(arrays, batch_size)` -> the model's outputs (numpy, in row order) and
+        per-example "losses" for every row; one traced step serves every split of the model."""
+        strategy = self.strategy
 
-  def train_loop(self, task, trial, model, optimizer, arrays, num_train_steps):
-    """The trial's TrainLoop, its model initialised from init_checkpoint unless the trial's own
-    compatible checkpoint will be resumed."""
-    config = self.config
-    model_dir = config.model_dir.format(task=task.name, trial=trial)
-    self._prepare_model_dir(model_dir)
-    if tf.train.latest_checkpoint(model_dir) is None and config.init_checkpoint:
-      encoder_variables = model.encoder.trainable_variables
-      logging.info("Loading %d encoder variables from %s", len(encoder_variables),
-                   restore_variables(encoder_variables, config.init_checkpoint))
-    if self.is_chief:
-      tf.io.gfile.makedirs(model_dir)
-      records.write_text_atomic(f"{model_dir}/{ENCODER_CONFIG}", json.dumps(
-          self.encoder_config.to_dict(), indent=2, sort_keys=True) + "\n")
-      records.write_text_atomic(f"{model_dir}/{FINETUNE_CONFIG}", config.to_json())
-      records.write_text_atomic(f"{model_dir}/{TASK_INFO}", json.dumps(
-          task_info(task, config, arrays), indent=2, ensure_ascii=False) + "\n")
-    seed = config.seed + trial - 1
+        def replica_fn(batch):
+            losses, outputs = model.compute(batch, training=False)
+            return dict(outputs, losses=losses, row=batch["row"])
 
-    def loss_fn(features, step_seed, training):
-      del step_seed  # dropout draws from the layers' seeded, checkpointed generators
-      losses, _ = model.compute(features, training)
-      return tf.reduce_sum(losses), {"loss_per_example": tf.reduce_mean(losses)}
+        @tf.function
+        def step(batch):
+            outputs = strategy.run(replica_fn, args=(batch,))
+            return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
 
-    settings = loop.LoopSettings(
-        model_dir=model_dir, num_train_steps=num_train_steps,
-        iterations_per_loop=config.iterations_per_loop,
-        save_checkpoints_steps=config.save_checkpoints_steps,
-        keep_checkpoint_max=config.keep_checkpoint_max, seed=seed,
-        jit_compile=config.jit_compile, global_batch_size=config.train_batch_size,
-        tokens_per_example=config.max_seq_length)
-    logging.info("Training %s for %d steps (%.1f epochs of %d features)", task.name,
-                 num_train_steps, config.num_train_epochs, len(arrays["input_ids"]))
-    return loop.TrainLoop(self.strategy, model, optimizer, loss_fn,
-                          _train_dataset_fn(arrays, config.train_batch_size, seed), settings)
+        def predict(arrays, batch_size):
+            n = len(arrays["input_ids"])
+            padded = -(-n // batch_size) * batch_size
+            take = np.minimum(
+                np.arange(padded), n - 1
+            )  # the last batch is filled with the last row
+            inputs = {k: arrays[k][take] for k in _INPUT_KEYS + label_keys(kind)}
+            inputs["row"] = np.where(np.arange(padded) < n, np.arange(padded), -1).astype(np.int32)
+            dataset = strategy.experimental_distribute_dataset(
+                tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)
+            )
+            collected = collections.defaultdict(list)
+            for batch in dataset:
+                for k, v in step(batch).items():
+                    collected[k].append(v.numpy())
+            cat = {k: np.concatenate(v) for k, v in collected.items()}
+            rows = cat.pop("row")
+            keep = rows >= 0
+            out = {}
+            for k, v in cat.items():
+                out[k] = np.empty((n,) + v.shape[1:], v.dtype)
+                out[k][rows[keep]] = v[keep]
+            return out
 
-  def _prepare_model_dir(self, model_dir):
-    """Starts the trial over when its checkpoint was trained with other hyperparameters."""
-    if tf.train.latest_checkpoint(model_dir) is None:
-      return
-    saved_path = f"{model_dir}/{FINETUNE_CONFIG}"
-    saved = {}
-    if tf.io.gfile.exists(saved_path):
-      with tf.io.gfile.GFile(saved_path, "r") as f:
-        saved = json.loads(f.read())
-    current = self.config.to_dict()
-    changed = [k for k in _TRAINING_KEYS if saved.get(k) != current.get(k)]
-    if not changed:
-      logging.info("Resuming from the checkpoint in %s", model_dir)
-      return
-    logging.warning("The checkpoint in %s was trained with other %s; training this trial again.",
-                    model_dir, ", ".join(changed))
-    if self.is_chief:
-      tf.io.gfile.rmtree(model_dir)
+        return predict
 
-  def predictor(self, model, kind):
-    """`predict(arrays, batch_size)` -> the model's outputs (numpy, in row order) and
-    per-example "losses" for every row; one traced step serves every split of the model."""
-    strategy = self.strategy
+    def evaluate(self, task, predict):
+        """The task's metrics (and mean per-example loss) on its eval split."""
+        config = self.config
+        data = self.split(task, task.eval_split)
+        outputs = predict(data.arrays, config.eval_batch_size)
+        if task.kind == "span_qa":
+            scores = self._qa_scores(task, data, outputs)
+        elif task.kind == "tagging":
+            predicted = self._tags(task, data, outputs)
+            gold = [ex.tags[: len(tags)] for ex, tags in zip(data.examples, predicted)]
+            scores = metrics.entity_f1(gold, predicted)
+        else:
+            gold = data.arrays["label_ids" if task.kind == "classification" else "targets"]
+            scores = metrics.sentence_scores(task.metrics, gold, outputs["predictions"])
+        scores["loss"] = float(np.mean(outputs["losses"]))
+        logging.info(
+            "%s %s: %s",
+            task.name,
+            task.eval_split,
+            " - ".join(f"{k}: {v:.2f}" for k, v in scores.items()),
+        )
+        return scores
 
-    def replica_fn(batch):
-      losses, outputs = model.compute(batch, training=False)
-      return dict(outputs, losses=losses, row=batch["row"])
+    def _decode_qa(self, task, data, outputs):
+        config = self.config
+        return qa.postprocess_qa(
+            data.examples,
+            data.qa_features,
+            outputs,
+            config.n_best_size,
+            config.max_answer_length,
+            task.version_2,
+            config.qa_na_threshold,
+        )
 
-    @tf.function
-    def step(batch):
-      outputs = strategy.run(replica_fn, args=(batch,))
-      return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
+    def _qa_scores(self, task, data, outputs):
+        """Official scores of the task's QA metrics; also writes the reference's preds, null-odds and
+        eval files."""
+        config = self.config
+        decoded = self._decode_qa(task, data, outputs)
+        gold = {ex.qas_id: ex.answers for ex in data.examples}
+        scores = {}
+        for name in task.metrics:
+            # SQuAD 2.0 is scored as the reference does: best non-null spans plus null odds.
+            predictions = decoded.best_non_null if name == "squad_v2" else decoded.predictions
+            scores.update(
+                metrics.qa_scores(
+                    name, gold, predictions, decoded.null_odds or None, config.qa_na_threshold
+                )
+            )
+        if self.is_chief:  # as the reference: SQuAD 2.0 answers un-thresholded, with null odds
+            _write_json(
+                config.qa_preds_file.format(task=task.name),
+                decoded.best_non_null if task.version_2 else decoded.predictions,
+            )
+            if task.version_2:
+                _write_json(config.qa_na_file.format(task=task.name), decoded.null_odds)
+            _write_json(config.qa_eval_file.format(task=task.name), scores)
+        return scores
 
-    def predict(arrays, batch_size):
-      n = len(arrays["input_ids"])
-      padded = -(-n // batch_size) * batch_size
-      take = np.minimum(np.arange(padded), n - 1)  # the last batch is filled with the last row
-      inputs = {k: arrays[k][take] for k in _INPUT_KEYS + label_keys(kind)}
-      inputs["row"] = np.where(np.arange(padded) < n, np.arange(padded), -1).astype(np.int32)
-      dataset = strategy.experimental_distribute_dataset(
-          tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size))
-      collected = collections.defaultdict(list)
-      for batch in dataset:
-        for k, v in step(batch).items():
-          collected[k].append(v.numpy())
-      cat = {k: np.concatenate(v) for k, v in collected.items()}
-      rows = cat.pop("row")
-      keep = rows >= 0
-      out = {}
-      for k, v in cat.items():
-        out[k] = np.empty((n,) + v.shape[1:], v.dtype)
-        out[k][rows[keep]] = v[keep]
-      return out
+    def _tags(self, task, data, outputs):
+        """Predicted tags per word (words cut by max_seq_length have none)."""
+        labels = task.label_list
+        return [
+            [labels[i] for i in ids]
+            for ids in features_lib.word_values(
+                outputs["predictions"], data.arrays["label_weights"]
+            )
+        ]
 
-    return predict
+    def write_test_outputs(self, task, trial, predict):
+        """Submission files for the task's test splits in `test_predictions` (trial folder): GLUE
+        TSVs, CLUE JSON lines, {question id: answer} JSON for span QA, index/prediction TSVs else."""
+        config = self.config
+        out_dir = config.test_predictions.format(trial=trial)
+        for split in task.existing_splits():
+            if "test" not in split and split != "diagnostic":
+                continue
+            data = self.split(task, split)
+            outputs = predict(data.arrays, config.predict_batch_size)
+            name, text = self._submission(task, split, data, outputs)
+            if self.is_chief:
+                tf.io.gfile.makedirs(out_dir)
+                records.write_text_atomic(f"{out_dir}/{name}", text)
+                logging.info(
+                    "Wrote %s predictions for %s/%s to %s/%s",
+                    len(data.examples),
+                    task.name,
+                    split,
+                    out_dir,
+                    name,
+                )
 
-  def evaluate(self, task, predict):
-    """The task's metrics (and mean per-example loss) on its eval split."""
-    config = self.config
-    data = self.split(task, task.eval_split)
-    outputs = predict(data.arrays, config.eval_batch_size)
-    if task.kind == "span_qa":
-      scores = self._qa_scores(task, data, outputs)
-    elif task.kind == "tagging":
-      predicted = self._tags(task, data, outputs)
-      gold = [ex.tags[:len(tags)] for ex, tags in zip(data.examples, predicted)]
-      scores = metrics.entity_f1(gold, predicted)
-    else:
-      gold = data.arrays["label_ids" if task.kind == "classification" else "targets"]
-      scores = metrics.sentence_scores(task.metrics, gold, outputs["predictions"])
-    scores["loss"] = float(np.mean(outputs["losses"]))
-    logging.info("%s %s: %s", task.name, task.eval_split,
-                 " - ".join(f"{k}: {v:.2f}" for k, v in scores.items()))
-    return scores
-
-  def _decode_qa(self, task, data, outputs):
-    config = self.config
-    return qa.postprocess_qa(data.examples, data.qa_features, outputs, config.n_best_size,
-                             config.max_answer_length, task.version_2, config.qa_na_threshold)
-
-  def _qa_scores(self, task, data, outputs):
-    """Official scores of the task's QA metrics; also writes the reference's preds, null-odds and
-    eval files."""
-    config = self.config
-    decoded = self._decode_qa(task, data, outputs)
-    gold = {ex.qas_id: ex.answers for ex in data.examples}
-    scores = {}
-    for name in task.metrics:
-      # SQuAD 2.0 is scored as the reference does: best non-null spans plus null odds.
-      predictions = decoded.best_non_null if name == "squad_v2" else decoded.predictions
-      scores.update(metrics.qa_scores(name, gold, predictions, decoded.null_odds or None,
-                                      config.qa_na_threshold))
-    if self.is_chief:  # as the reference: SQuAD 2.0 answers un-thresholded, with null odds
-      _write_json(config.qa_preds_file.format(task=task.name),
-                  decoded.best_non_null if task.version_2 else decoded.predictions)
-      if task.version_2:
-        _write_json(config.qa_na_file.format(task=task.name), decoded.null_odds)
-      _write_json(config.qa_eval_file.format(task=task.name), scores)
-    return scores
-
-  def _tags(self, task, data, outputs):
-    """Predicted tags per word (words cut by max_seq_length have none)."""
-    labels = task.label_list
-    return [[labels[i] for i in ids] for ids in features_lib.word_values(
-        outputs["predictions"], data.arrays["label_weights"])]
-
-  def write_test_outputs(self, task, trial, predict):
-    """Submission files for the task's test splits in `test_predictions` (trial folder): GLUE
-    TSVs, CLUE JSON lines, {question id: answer} JSON for span QA, index/prediction TSVs else."""
-    config = self.config
-    out_dir = config.test_predictions.format(trial=trial)
-    for split in task.existing_splits():
-      if "test" not in split and split != "diagnostic":
-        continue
-      data = self.split(task, split)
-      outputs = predict(data.arrays, config.predict_batch_size)
-      name, text = self._submission(task, split, data, outputs)
-      if self.is_chief:
-        tf.io.gfile.makedirs(out_dir)
-        records.write_text_atomic(f"{out_dir}/{name}", text)
-        logging.info("Wrote %s predictions for %s/%s to %s/%s", len(data.examples), task.name,
-                     split, out_dir, name)
-
-  def _submission(self, task, split, data, outputs):
-    """(file name, file text) of one test split's predictions."""
-    clue = _CLUE_NAMES.get(task.name)
-    if task.kind == "span_qa":
-      answers = self._decode_qa(task, data, outputs).predictions
-      name = f"{clue}_predict.json" if clue else f"{task.name}_{split}_predictions.json"
-      return name, json.dumps(answers, ensure_ascii=False, indent=2) + "\n"
-    eids = [ex.eid for ex in data.examples]
-    if task.kind == "tagging":
-      values = [" ".join(tags) for tags in self._tags(task, data, outputs)]
-    elif task.kind == "regression":
-      low, high = task.regression_range
-      values = [f"{v:.3f}" for v in np.clip(outputs["predictions"] * (high - low) + low, low,
-                                            high)]
-    else:
-      values = [task.label_list[i] for i in outputs["predictions"]]
-    if clue:
-      return f"{clue}_predict.json", "".join(
-          json.dumps({"id": eid, "label": v}, ensure_ascii=False) + "\n"
-          for eid, v in zip(eids, values))
-    glue = _GLUE_FILES.get((task.name, split), _GLUE_FILES.get(task.name))
-    name = f"{glue}.tsv" if glue else f"{task.name}_{split}.tsv"
-    return name, "index\tprediction\n" + "".join(f"{e}\t{v}\n" for e, v in zip(eids, values))
+    def _submission(self, task, split, data, outputs):
+        """(file name, file text) of one test split's predictions."""
+        clue = _CLUE_NAMES.get(task.name)
+        if task.kind == "span_qa":
+            answers = self._decode_qa(task, data, outputs).predictions
+            name = f"{clue}_predict.json" if clue else f"{task.name}_{split}_predictions.json"
+            return name, json.dumps(answers, ensure_ascii=False, indent=2) + "\n"
+        eids = [ex.eid for ex in data.examples]
+        if task.kind == "tagging":
+            values = [" ".join(tags) for tags in self._tags(task, data, outputs)]
+        elif task.kind == "regression":
+            low, high = task.regression_range
+            values = [
+                f"{v:.3f}" for v in np.clip(outputs["predictions"] * (high - low) + low, low, high)
+            ]
+        else:
+            values = [task.label_list[i] for i in outputs["predictions"]]
+        if clue:
+            return f"{clue}_predict.json", "".join(
+                json.dumps({"id": eid, "label": v}, ensure_ascii=False) + "\n"
+                for eid, v in zip(eids, values)
+            )
+        glue = _GLUE_FILES.get((task.name, split), _GLUE_FILES.get(task.name))
+        name = f"{glue}.tsv" if glue else f"{task.name}_{split}.tsv"
+        return name, "index\tprediction\n" + "".join(f"{e}\t{v}\n" for e, v in zip(eids, values))
 
 
 def run_finetuning(config, strategy=None):
-  """Runs what the config asks (train and/or evaluate every task, num_trials times); returns the
-  per-trial scores."""
-  return FinetuningRunner(config, strategy).run()
+    """Runs what the config asks (train and/or evaluate every task, num_trials times); returns the
+    per-trial scores."""
+    return FinetuningRunner(config, strategy).run()

@@ -45,13 +45,12 @@ import csv
 import dataclasses
 import io
 import json
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import tensorflow as tf
 from absl import logging
 
-from electra_tf.finetuning import metrics
-from electra_tf.finetuning import qa
+from electra_tf.finetuning import metrics, qa
 from electra_tf.hparams import gfile_join
 
 KINDS = ("classification", "regression", "span_qa", "tagging")
@@ -60,360 +59,576 @@ TAG_SCHEMES = ("BIO", "BIOES")
 
 @dataclasses.dataclass
 class InputExample:
-  """One sentence or sentence-pair example (classification or regression)."""
-  eid: int
-  text_a: str
-  text_b: Optional[str] = None
-  label: Optional[object] = None
+    """One sentence or sentence-pair example (classification or regression)."""
+
+    eid: int
+    text_a: str
+    text_b: str | None = None
+    label: object | None = None
 
 
 @dataclasses.dataclass
 class TaggingExample:
-  """One sentence of words with one prefix-style tag per word (None when unlabeled)."""
-  eid: int
-  words: list
-  tags: Optional[list] = None
+    """One sentence of words with one prefix-style tag per word (None when unlabeled)."""
+
+    eid: int
+    words: list
+    tags: list | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class SplitFile:
-  """One split: its file name and, for sentence tasks, how to pull fields from a record.
+    """One split: its file name and, for sentence tasks, how to pull fields from a record.
 
-  `fields(record) -> (text_a, text_b, label)`, or None to skip the record. `header` drops the
-  first row; `keyed` turns TSV/CSV rows into {column name: value} dicts using that header.
-  """
-  file: str
-  fields: Optional[Callable] = None
-  header: bool = False
-  keyed: bool = False
+    `fields(record) -> (text_a, text_b, label)`, or None to skip the record. `header` drops the
+    first row; `keyed` turns TSV/CSV rows into {column name: value} dicts using that header.
+    """
+
+    file: str
+    fields: Callable | None = None
+    header: bool = False
+    keyed: bool = False
 
 
 @dataclasses.dataclass
 class Task:
-  """A fine-tuning task: what it predicts, where its files are, how it is scored.
+    """A fine-tuning task: what it predicts, where its files are, how it is scored.
 
-  Attributes:
-    name: registry name; also the folder name under `<data_dir>/finetuning_data/`.
-    kind: one of KINDS.
-    format: file format: "tsv", "csv", "jsonl" (sentence tasks), "conll", "word_tags" (tagging)
-      or "squad" (span QA).
-    splits: {split name: SplitFile}; only the splits the benchmark publishes.
-    metrics: metric names: keys of `metrics.SENTENCE_METRICS` or `metrics.QA_METRICS`, or
-      "entity_f1" (`metrics.entity_f1`).
-    labels: classification label strings in label-id order; for tagging, the entity types.
-    regression_range: (min, max) of regression targets; features scale targets to [0, 1].
-    symmetric: sentence-pair task whose label ignores order; `double_unordered` adds swapped pairs.
-    version_2: span QA with unanswerable questions (SQuAD 2.0 style).
-    tag_scheme: "BIOES" (the reference's training encoding) or "BIO".
-    suffix_tags: the tagging files write "PER-B" rather than "B-PER".
-    raw_dir: the folder holding the split files.
-    source: "built-in", or where the JSON spec came from.
-  """
-  name: str
-  kind: str
-  format: str
-  splits: dict
-  metrics: tuple
-  labels: Optional[tuple] = None
-  regression_range: Optional[tuple] = None
-  symmetric: bool = False
-  version_2: bool = False
-  tag_scheme: str = "BIOES"
-  suffix_tags: bool = False
-  raw_dir: Optional[str] = None
-  source: str = "built-in"
+    Attributes:
+      name: registry name; also the folder name under `<data_dir>/finetuning_data/`.
+      kind: one of KINDS.
+      format: file format: "tsv", "csv", "jsonl" (sentence tasks), "conll", "word_tags" (tagging)
+        or "squad" (span QA).
+      splits: {split name: SplitFile}; only the splits the benchmark publishes.
+      metrics: metric names: keys of `metrics.SENTENCE_METRICS` or `metrics.QA_METRICS`, or
+        "entity_f1" (`metrics.entity_f1`).
+      labels: classification label strings in label-id order; for tagging, the entity types.
+      regression_range: (min, max) of regression targets; features scale targets to [0, 1].
+      symmetric: sentence-pair task whose label ignores order; `double_unordered` adds swapped pairs.
+      version_2: span QA with unanswerable questions (SQuAD 2.0 style).
+      tag_scheme: "BIOES" (the reference's training encoding) or "BIO".
+      suffix_tags: the tagging files write "PER-B" rather than "B-PER".
+      raw_dir: the folder holding the split files.
+      source: "built-in", or where the JSON spec came from.
+    """
 
-  @property
-  def eval_split(self):
-    """"dev", or "test" for benchmarks published without a dev set (NSMC, Naver NER, ...)."""
-    return "dev" if "dev" in self.splits else "test"
+    name: str
+    kind: str
+    format: str
+    splits: dict
+    metrics: tuple
+    labels: tuple | None = None
+    regression_range: tuple | None = None
+    symmetric: bool = False
+    version_2: bool = False
+    tag_scheme: str = "BIOES"
+    suffix_tags: bool = False
+    raw_dir: str | None = None
+    source: str = "built-in"
 
-  @property
-  def label_list(self):
-    """Label strings in id order (classification, tagging); None for regression and QA."""
-    if self.kind == "tagging":
-      return tag_labels(self.labels, self.tag_scheme)
-    return list(self.labels) if self.kind == "classification" else None
+    @property
+    def eval_split(self):
+        """ "dev", or "test" for benchmarks published without a dev set (NSMC, Naver NER, ...)."""
+        return "dev" if "dev" in self.splits else "test"
 
-  def existing_splits(self):
-    """The published splits whose files are present in `raw_dir`."""
-    return [split for split in self.splits if tf.io.gfile.exists(self.path(split))]
+    @property
+    def label_list(self):
+        """Label strings in id order (classification, tagging); None for regression and QA."""
+        if self.kind == "tagging":
+            return tag_labels(self.labels, self.tag_scheme)
+        return list(self.labels) if self.kind == "classification" else None
 
-  def path(self, split):
-    if split not in self.splits:
-      raise ValueError(f"Task {self.name} has no split {split!r}; it has {sorted(self.splits)}.")
-    return gfile_join(self.raw_dir, self.splits[split].file)
+    def existing_splits(self):
+        """The published splits whose files are present in `raw_dir`."""
+        return [split for split in self.splits if tf.io.gfile.exists(self.path(split))]
 
-  def get_examples(self, split, double_unordered=False):
-    """Reads one split. `double_unordered` (training only) appends the (b, a) swap of every pair
-    of a symmetric task, as the reference does for MRPC and STS-B."""
-    if self.kind == "span_qa":
-      return qa.read_squad(self.path(split), version_2=self.version_2,
-                           is_training=split == "train")
-    if self.kind == "tagging":
-      return _read_tagging(self.path(split), self.format, self.suffix_tags)
-    examples = _read_sentences(self, split)
-    if double_unordered and self.symmetric and split == "train":
-      examples += [InputExample(len(examples) + i, ex.text_b, ex.text_a, ex.label)
-                   for i, ex in enumerate(examples) if ex.text_b is not None]
-    return examples
+    def path(self, split):
+        if split not in self.splits:
+            raise ValueError(
+                f"Task {self.name} has no split {split!r}; it has {sorted(self.splits)}."
+            )
+        return gfile_join(self.raw_dir, self.splits[split].file)
+
+    def get_examples(self, split, double_unordered=False):
+        """Reads one split. `double_unordered` (training only) appends the (b, a) swap of every pair
+        of a symmetric task, as the reference does for MRPC and STS-B."""
+        if self.kind == "span_qa":
+            return qa.read_squad(
+                self.path(split), version_2=self.version_2, is_training=split == "train"
+            )
+        if self.kind == "tagging":
+            return _read_tagging(self.path(split), self.format, self.suffix_tags)
+        examples = _read_sentences(self, split)
+        if double_unordered and self.symmetric and split == "train":
+            examples += [
+                InputExample(len(examples) + i, ex.text_b, ex.text_a, ex.label)
+                for i, ex in enumerate(examples)
+                if ex.text_b is not None
+            ]
+        return examples
 
 
 def tag_labels(entity_types, scheme):
-  """Label strings of a tag scheme: "O", then B-/I-(/E-/S-) for each type."""
-  if scheme not in TAG_SCHEMES:
-    raise ValueError(f"Unknown tag scheme {scheme!r}; use one of {TAG_SCHEMES}.")
-  prefixes = [p for p in scheme if p != "O"]
-  return ["O"] + [f"{p}-{t}" for t in entity_types for p in prefixes]
+    """Label strings of a tag scheme: "O", then B-/I-(/E-/S-) for each type."""
+    if scheme not in TAG_SCHEMES:
+        raise ValueError(f"Unknown tag scheme {scheme!r}; use one of {TAG_SCHEMES}.")
+    prefixes = [p for p in scheme if p != "O"]
+    return ["O"] + [f"{p}-{t}" for t in entity_types for p in prefixes]
 
 
 # ----- reading ----------------------------------------------------------------------------------
 
+
 def _read_text(path):
-  if not tf.io.gfile.exists(path):
-    raise FileNotFoundError(f"Fine-tuning data file not found: {path}")
-  with tf.io.gfile.GFile(path, "rb") as f:
-    return f.read().decode("utf-8")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"Fine-tuning data file not found: {path}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read().decode("utf-8")
 
 
 def _lines(path):
-  """The file's lines, split at newlines only (str.splitlines would also split at U+2028...)."""
-  return [line.rstrip("\r") for line in _read_text(path).split("\n")]
+    """The file's lines, split at newlines only (str.splitlines would also split at U+2028...)."""
+    return [line.rstrip("\r") for line in _read_text(path).split("\n")]
 
 
 def _read_records(path, fmt):
-  """TSV (no quoting, like the reference's read_tsv), CSV (standard quoting) or JSON lines."""
-  if fmt == "jsonl":
-    return [json.loads(line) for line in _lines(path) if line.strip()]
-  stream = io.StringIO(_read_text(path), newline="")
-  if fmt == "tsv":
-    return list(csv.reader(stream, delimiter="\t", quotechar=None))
-  return list(csv.reader(stream))
+    """TSV (no quoting, like the reference's read_tsv), CSV (standard quoting) or JSON lines."""
+    if fmt == "jsonl":
+        return [json.loads(line) for line in _lines(path) if line.strip()]
+    stream = io.StringIO(_read_text(path), newline="")
+    if fmt == "tsv":
+        return list(csv.reader(stream, delimiter="\t", quotechar=None))
+    return list(csv.reader(stream))
 
 
 def _read_sentences(task, split):
-  """Sentence(-pair) examples; malformed records are skipped with a warning, as the reference."""
-  source = task.splits[split]
-  records = _read_records(task.path(split), task.format)
-  if source.header and task.format != "jsonl":
-    names, records = records[0], records[1:]
-    if source.keyed:
-      records = [dict(zip(names, row)) for row in records]
-  examples, bad = [], 0
-  for record in records:
-    try:
-      fields = source.fields(record)
-    except (IndexError, KeyError, TypeError):
-      bad += 1
-      continue
-    if fields is None:
-      continue
-    text_a, text_b, label = fields
-    if label is not None:
-      label = float(label) if task.kind == "regression" else str(label)
-    examples.append(InputExample(len(examples), text_a, text_b, label))
-  if bad:
-    logging.warning("%s/%s: skipped %d malformed records", task.name, split, bad)
-  return examples
+    """Sentence(-pair) examples; malformed records are skipped with a warning, as the reference."""
+    source = task.splits[split]
+    records = _read_records(task.path(split), task.format)
+    if source.header and task.format != "jsonl":
+        names, records = records[0], records[1:]
+        if source.keyed:
+            records = [dict(zip(names, row)) for row in records]
+    examples, bad = [], 0
+    for record in records:
+        try:
+            fields = source.fields(record)
+        except (IndexError, KeyError, TypeError):
+            bad += 1
+            continue
+        if fields is None:
+            continue
+        text_a, text_b, label = fields
+        if label is not None:
+            label = float(label) if task.kind == "regression" else str(label)
+        examples.append(InputExample(len(examples), text_a, text_b, label))
+    if bad:
+        logging.warning("%s/%s: skipped %d malformed records", task.name, split, bad)
+    return examples
 
 
 def _prefix_style(tag):
-  """"PER-B" -> "B-PER" (Naver NER writes the position after the type)."""
-  if tag == "O":
-    return tag
-  type_, _, position = tag.rpartition("-")
-  return f"{position}-{type_}"
+    """ "PER-B" -> "B-PER" (Naver NER writes the position after the type)."""
+    if tag == "O":
+        return tag
+    type_, _, position = tag.rpartition("-")
+    return f"{position}-{type_}"
 
 
 def _read_tagging(path, fmt, suffix_tags):
-  """CoNLL (word ... tag per line, blank line between sentences) or `words<TAB>tags` per line."""
-  sentences = []
-  if fmt == "word_tags":
-    for line in _lines(path):
-      if line.strip():
-        words, tags = line.split("\t")
-        sentences.append((words.split(), tags.split()))
-  else:
-    words, tags = [], []
-    for line in _lines(path) + [""]:
-      parts = line.split()
-      if not parts:
-        if words:
-          sentences.append((words, tags))
-          words, tags = [], []
-      elif parts[0] != "-DOCSTART-":
-        words.append(parts[0])
-        tags.append(parts[-1])
-  for words, tags in sentences:
-    if len(words) != len(tags):
-      raise ValueError(f"{path}: {len(words)} words but {len(tags)} tags in {' '.join(words)!r}")
-  return [TaggingExample(i, words, [_prefix_style(t) for t in tags] if suffix_tags else tags)
-          for i, (words, tags) in enumerate(sentences)]
+    """CoNLL (word ... tag per line, blank line between sentences) or `words<TAB>tags` per line."""
+    sentences = []
+    if fmt == "word_tags":
+        for line in _lines(path):
+            if line.strip():
+                words, tags = line.split("\t")
+                sentences.append((words.split(), tags.split()))
+    else:
+        words, tags = [], []
+        for line in _lines(path) + [""]:
+            parts = line.split()
+            if not parts:
+                if words:
+                    sentences.append((words, tags))
+                    words, tags = [], []
+            elif parts[0] != "-DOCSTART-":
+                words.append(parts[0])
+                tags.append(parts[-1])
+    for words, tags in sentences:
+        if len(words) != len(tags):
+            raise ValueError(
+                f"{path}: {len(words)} words but {len(tags)} tags in {' '.join(words)!r}"
+            )
+    return [
+        TaggingExample(i, words, [_prefix_style(t) for t in tags] if suffix_tags else tags)
+        for i, (words, tags) in enumerate(sentences)
+    ]
 
 
 # ----- built-in tasks ---------------------------------------------------------------------------
 
+
 def _columns(text_a, text_b=None, label=None):
-  """Fields by column index (TSV rows) or key (JSON objects)."""
-  def fields(record):
-    return (record[text_a], None if text_b is None else record[text_b],
-            None if label is None else record[label])
-  return fields
+    """Fields by column index (TSV rows) or key (JSON objects)."""
+
+    def fields(record):
+        return (
+            record[text_a],
+            None if text_b is None else record[text_b],
+            None if label is None else record[label],
+        )
+
+    return fields
 
 
 def _skip_dash(fields):
-  """Drops records labeled "-" (annotators disagreed), as the CLUE CMNLI baseline."""
-  def checked(record):
-    text_a, text_b, label = fields(record)
-    return None if label == "-" else (text_a, text_b, label)
-  return checked
+    """Drops records labeled "-" (annotators disagreed), as the CLUE CMNLI baseline."""
+
+    def checked(record):
+        text_a, text_b, label = fields(record)
+        return None if label == "-" else (text_a, text_b, label)
+
+    return checked
 
 
 def _nonempty_pair(fields):
-  """Drops pairs with an empty side, as KoELECTRA's question-pair reader."""
-  def checked(record):
-    text_a, text_b, label = fields(record)
-    return (text_a, text_b, label) if text_a and text_b else None
-  return checked
+    """Drops pairs with an empty side, as KoELECTRA's question-pair reader."""
+
+    def checked(record):
+        text_a, text_b, label = fields(record)
+        return (text_a, text_b, label) if text_a and text_b else None
+
+    return checked
 
 
 def _csl_fields(record):
-  """CSL: the keywords (joined by spaces) paired with the abstract, as the CLUE baseline."""
-  return " ".join(record["keyword"]), record["abst"], record.get("label")
+    """CSL: the keywords (joined by spaces) paired with the abstract, as the CLUE baseline."""
+    return " ".join(record["keyword"]), record["abst"], record.get("label")
 
 
 def _wsc_fields(record):
-  """CLUEWSC: marks the candidate with _ _ and the pronoun with [ ], as the CLUE baseline."""
-  text, target = record["text"], record["target"]
-  marks = [(target["span1_index"], target["span1_text"], "_", "_"),
-           (target["span2_index"], target["span2_text"], "[", "]")]
-  for index, span, _, _ in marks:
-    if text[index:index + len(span)] != span:
-      raise ValueError(f"CLUEWSC span {span!r} is not at offset {index} of {text!r}")
-  for index, span, left, right in sorted(marks, reverse=True):
-    text = text[:index] + left + span + right + text[index + len(span):]
-  return text, None, record.get("label")
+    """CLUEWSC: marks the candidate with _ _ and the pronoun with [ ], as the CLUE baseline."""
+    text, target = record["text"], record["target"]
+    marks = [
+        (target["span1_index"], target["span1_text"], "_", "_"),
+        (target["span2_index"], target["span2_text"], "[", "]"),
+    ]
+    for index, span, _, _ in marks:
+        if text[index : index + len(span)] != span:
+            raise ValueError(f"CLUEWSC span {span!r} is not at offset {index} of {text!r}")
+    for index, span, left, right in sorted(marks, reverse=True):
+        text = text[:index] + left + span + right + text[index + len(span) :]
+    return text, None, record.get("label")
 
 
 def _xnli_eval_fields(record):
-  """XNLI 1.0 dev/test TSV: keep Chinese rows; sentence1/2 in columns 6/7, gold label in 1."""
-  return (record[6], record[7], record[1]) if record[0] == "zh" else None
+    """XNLI 1.0 dev/test TSV: keep Chinese rows; sentence1/2 in columns 6/7, gold label in 1."""
+    return (record[6], record[7], record[1]) if record[0] == "zh" else None
 
 
 def _xnli_train_fields(record):
-  """XNLI-MT's Chinese MultiNLI train file writes "contradictory" for "contradiction"."""
-  label = "contradiction" if record[2] == "contradictory" else record[2]
-  return record[0], record[1], label
+    """XNLI-MT's Chinese MultiNLI train file writes "contradictory" for "contradiction"."""
+    label = "contradiction" if record[2] == "contradictory" else record[2]
+    return record[0], record[1], label
 
 
 def _task(name, kind, fmt, splits, metric_names, **kwargs):
-  return Task(name=name, kind=kind, format=fmt,
-              splits={split: SplitFile(*source) for split, source in splits.items()},
-              metrics=tuple(metric_names), **kwargs)
+    return Task(
+        name=name,
+        kind=kind,
+        format=fmt,
+        splits={split: SplitFile(*source) for split, source in splits.items()},
+        metrics=tuple(metric_names),
+        **kwargs,
+    )
 
 
 def _three(fields, test_fields=None, ext="tsv", header=True):
-  """train/dev/test.<ext> with the same header flag; test may have its own fields."""
-  return {"train": (f"train.{ext}", fields, header), "dev": (f"dev.{ext}", fields, header),
-          "test": (f"test.{ext}", test_fields or fields, header)}
+    """train/dev/test.<ext> with the same header flag; test may have its own fields."""
+    return {
+        "train": (f"train.{ext}", fields, header),
+        "dev": (f"dev.{ext}", fields, header),
+        "test": (f"test.{ext}", test_fields or fields, header),
+    }
 
 
 _BINARY = ("0", "1")
 _NLI = ("contradiction", "entailment", "neutral")
 _CHUNK_TYPES = ("ADJP", "ADVP", "CONJP", "INTJ", "LST", "NP", "PP", "PRT", "SBAR", "UCP", "VP")
 # The 14 entity types of KoELECTRA's Naver NER label list.
-_NAVER_TYPES = ("PER", "FLD", "AFW", "ORG", "LOC", "CVL", "DAT", "TIM", "NUM", "EVT", "ANM",
-                "PLT", "MAT", "TRM")
+_NAVER_TYPES = (
+    "PER",
+    "FLD",
+    "AFW",
+    "ORG",
+    "LOC",
+    "CVL",
+    "DAT",
+    "TIM",
+    "NUM",
+    "EVT",
+    "ANM",
+    "PLT",
+    "MAT",
+    "TRM",
+)
 
 
 def _builtin_tasks():
-  """Task templates (raw_dir unset) for every built-in benchmark."""
-  cls, reg, acc = "classification", "regression", ("accuracy",)
-  mnli_fields = _columns(8, 9, -1)
-  tasks = [
-      # GLUE, with the reference's column choices (test files carry no labels).
-      _task("cola", cls, "tsv", {"train": ("train.tsv", _columns(3, label=1)),
-                                 "dev": ("dev.tsv", _columns(3, label=1)),
-                                 "test": ("test.tsv", _columns(1), True)},
-            ("mcc",), labels=_BINARY),
-      _task("sst", cls, "tsv", _three(_columns(0, label=1), _columns(1)), acc, labels=_BINARY),
-      _task("mrpc", cls, "tsv", _three(_columns(3, 4, 0), _columns(3, 4)), ("accuracy", "f1"),
-            labels=_BINARY, symmetric=True),
-      _task("sts", reg, "tsv", _three(_columns(-3, -2, -1), _columns(-2, -1)),
-            ("pearson_spearman",), regression_range=(0.0, 5.0), symmetric=True),
-      _task("qqp", cls, "tsv", _three(_columns(3, 4, 5), _columns(1, 2)), ("accuracy", "f1"),
-            labels=_BINARY),
-      _task("mnli", cls, "tsv", {
-          "train": ("train.tsv", mnli_fields, True),
-          "dev": ("dev_matched.tsv", mnli_fields, True),
-          "dev_mismatched": ("dev_mismatched.tsv", mnli_fields, True),
-          "test": ("test_matched.tsv", _columns(8, 9), True),
-          "test_mismatched": ("test_mismatched.tsv", _columns(8, 9), True),
-          "diagnostic": ("diagnostic.tsv", _columns(1, 2), True)}, acc, labels=_NLI),
-      _task("qnli", cls, "tsv", _three(_columns(1, 2, 3), _columns(1, 2)), acc,
-            labels=("entailment", "not_entailment")),
-      _task("rte", cls, "tsv", _three(_columns(1, 2, 3), _columns(1, 2)), acc,
-            labels=("entailment", "not_entailment")),
-      # Not in the reference; GLUE's WNLI TSVs have RTE's columns (index, sentence1/2, label).
-      _task("wnli", cls, "tsv", _three(_columns(1, 2, 3), _columns(1, 2)), acc, labels=_BINARY),
-      _task("squadv1", "span_qa", "squad", {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v1",)),
-      _task("squadv2", "span_qa", "squad", {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v2",), version_2=True),
-      _task("squad", "span_qa", "squad", {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v2",), version_2=True),
-      _task("chunk", "tagging", "conll", {"train": ("train.txt",), "dev": ("dev.txt",),
-                                          "test": ("test.txt",)},
-            ("entity_f1",), labels=_CHUNK_TYPES),
-      # CLUE JSON lines; test files carry no labels.
-      _task("afqmc", cls, "jsonl", _three(_columns("sentence1", "sentence2", "label"),
-                                          _columns("sentence1", "sentence2"), ext="json"),
-            acc, labels=_BINARY, symmetric=True),
-      _task("tnews", cls, "jsonl", _three(_columns("sentence", label="label"),
-                                          _columns("sentence"), ext="json"),
-            acc, labels=tuple(str(100 + i) for i in range(17) if i not in (5, 11))),
-      _task("iflytek", cls, "jsonl", _three(_columns("sentence", label="label"),
-                                            _columns("sentence"), ext="json"),
-            acc, labels=tuple(str(i) for i in range(119))),
-      _task("cmnli", cls, "jsonl", _three(_skip_dash(_columns("sentence1", "sentence2", "label")),
-                                          _columns("sentence1", "sentence2"), ext="json"),
-            acc, labels=_NLI),
-      _task("wsc", cls, "jsonl", _three(_wsc_fields, ext="json"), acc, labels=("true", "false")),
-      _task("csl", cls, "jsonl", _three(_csl_fields, ext="json"), acc, labels=_BINARY),
-      # Chinese-ELECTRA's TSV layouts (all with a header row).
-      _task("xnli-zh", cls, "tsv", _three(_xnli_eval_fields) | {
-          "train": ("train.tsv", _xnli_train_fields, True)}, acc, labels=_NLI),
-      _task("lcqmc", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
-      _task("bq", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
-      _task("chnsenticorp", cls, "tsv", _three(_columns(1, label=0)), acc, labels=_BINARY),
-      _task("cmrc2018", "span_qa", "squad", {"train": ("train.json",), "dev": ("dev.json",)},
-            ("cmrc",)),
-      _task("drcd", "span_qa", "squad", {"train": ("train.json",), "dev": ("dev.json",),
-                                         "test": ("test.json",)}, ("cmrc",)),
-      # KoELECTRA's finetune data (file names from its configs, columns from its processors).
-      _task("nsmc", cls, "tsv", {"train": ("ratings_train.txt", _columns(1, label=2), True),
-                                 "test": ("ratings_test.txt", _columns(1, label=2), True)},
-            acc, labels=_BINARY),
-      _task("kornli", cls, "tsv", {"train": ("multinli.train.ko.tsv", _columns(0, 1, 2), True),
-                                   "dev": ("xnli.dev.ko.tsv", _columns(0, 1, 2), True),
-                                   "test": ("xnli.test.ko.tsv", _columns(0, 1, 2), True)},
-            acc, labels=_NLI),
-      _task("korsts", reg, "tsv", {split: (f"sts-{split}.tsv", _columns(5, 6, 4), True)
-                                   for split in ("train", "dev", "test")},
-            ("pearson_spearman",), regression_range=(0.0, 5.0), symmetric=True),
-      _task("question_pair", cls, "tsv", _three(_nonempty_pair(_columns(0, 1, 2))), acc,
-            labels=_BINARY, symmetric=True),
-      # KoELECTRA trains on train.tsv and reports on val.tsv (its "test_file"); text in column 1,
-      # label in column 3 of its files.
-      _task("hate_speech", cls, "tsv", {"train": ("train.tsv", _columns(1, label=3), True),
-                                        "test": ("val.tsv", _columns(1, label=3), True)},
-            ("f1_macro", "accuracy"), labels=("none", "offensive", "hate")),
-      _task("naver_ner", "tagging", "word_tags", {"train": ("train.tsv",), "test": ("test.tsv",)},
-            ("entity_f1",), labels=_NAVER_TYPES, suffix_tags=True),
-      _task("korquad", "span_qa", "squad", {"train": ("KorQuAD_v1.0_train.json",),
-                                            "dev": ("KorQuAD_v1.0_dev.json",)}, ("korquad",)),
-  ]
-  return {task.name: task for task in tasks}
+    """Task templates (raw_dir unset) for every built-in benchmark."""
+    cls, reg, acc = "classification", "regression", ("accuracy",)
+    mnli_fields = _columns(8, 9, -1)
+    tasks = [
+        # GLUE, with the reference's column choices (test files carry no labels).
+        _task(
+            "cola",
+            cls,
+            "tsv",
+            {
+                "train": ("train.tsv", _columns(3, label=1)),
+                "dev": ("dev.tsv", _columns(3, label=1)),
+                "test": ("test.tsv", _columns(1), True),
+            },
+            ("mcc",),
+            labels=_BINARY,
+        ),
+        _task("sst", cls, "tsv", _three(_columns(0, label=1), _columns(1)), acc, labels=_BINARY),
+        _task(
+            "mrpc",
+            cls,
+            "tsv",
+            _three(_columns(3, 4, 0), _columns(3, 4)),
+            ("accuracy", "f1"),
+            labels=_BINARY,
+            symmetric=True,
+        ),
+        _task(
+            "sts",
+            reg,
+            "tsv",
+            _three(_columns(-3, -2, -1), _columns(-2, -1)),
+            ("pearson_spearman",),
+            regression_range=(0.0, 5.0),
+            symmetric=True,
+        ),
+        _task(
+            "qqp",
+            cls,
+            "tsv",
+            _three(_columns(3, 4, 5), _columns(1, 2)),
+            ("accuracy", "f1"),
+            labels=_BINARY,
+        ),
+        _task(
+            "mnli",
+            cls,
+            "tsv",
+            {
+                "train": ("train.tsv", mnli_fields, True),
+                "dev": ("dev_matched.tsv", mnli_fields, True),
+                "dev_mismatched": ("dev_mismatched.tsv", mnli_fields, True),
+                "test": ("test_matched.tsv", _columns(8, 9), True),
+                "test_mismatched": ("test_mismatched.tsv", _columns(8, 9), True),
+                "diagnostic": ("diagnostic.tsv", _columns(1, 2), True),
+            },
+            acc,
+            labels=_NLI,
+        ),
+        _task(
+            "qnli",
+            cls,
+            "tsv",
+            _three(_columns(1, 2, 3), _columns(1, 2)),
+            acc,
+            labels=("entailment", "not_entailment"),
+        ),
+        _task(
+            "rte",
+            cls,
+            "tsv",
+            _three(_columns(1, 2, 3), _columns(1, 2)),
+            acc,
+            labels=("entailment", "not_entailment"),
+        ),
+        # Not in the reference; GLUE's WNLI TSVs have RTE's columns (index, sentence1/2, label).
+        _task("wnli", cls, "tsv", _three(_columns(1, 2, 3), _columns(1, 2)), acc, labels=_BINARY),
+        _task(
+            "squadv1",
+            "span_qa",
+            "squad",
+            {"train": ("train.json",), "dev": ("dev.json",)},
+            ("squad_v1",),
+        ),
+        _task(
+            "squadv2",
+            "span_qa",
+            "squad",
+            {"train": ("train.json",), "dev": ("dev.json",)},
+            ("squad_v2",),
+            version_2=True,
+        ),
+        _task(
+            "squad",
+            "span_qa",
+            "squad",
+            {"train": ("train.json",), "dev": ("dev.json",)},
+            ("squad_v2",),
+            version_2=True,
+        ),
+        _task(
+            "chunk",
+            "tagging",
+            "conll",
+            {"train": ("train.txt",), "dev": ("dev.txt",), "test": ("test.txt",)},
+            ("entity_f1",),
+            labels=_CHUNK_TYPES,
+        ),
+        # CLUE JSON lines; test files carry no labels.
+        _task(
+            "afqmc",
+            cls,
+            "jsonl",
+            _three(
+                _columns("sentence1", "sentence2", "label"),
+                _columns("sentence1", "sentence2"),
+                ext="json",
+            ),
+            acc,
+            labels=_BINARY,
+            symmetric=True,
+        ),
+        _task(
+            "tnews",
+            cls,
+            "jsonl",
+            _three(_columns("sentence", label="label"), _columns("sentence"), ext="json"),
+            acc,
+            labels=tuple(str(100 + i) for i in range(17) if i not in (5, 11)),
+        ),
+        _task(
+            "iflytek",
+            cls,
+            "jsonl",
+            _three(_columns("sentence", label="label"), _columns("sentence"), ext="json"),
+            acc,
+            labels=tuple(str(i) for i in range(119)),
+        ),
+        _task(
+            "cmnli",
+            cls,
+            "jsonl",
+            _three(
+                _skip_dash(_columns("sentence1", "sentence2", "label")),
+                _columns("sentence1", "sentence2"),
+                ext="json",
+            ),
+            acc,
+            labels=_NLI,
+        ),
+        _task("wsc", cls, "jsonl", _three(_wsc_fields, ext="json"), acc, labels=("true", "false")),
+        _task("csl", cls, "jsonl", _three(_csl_fields, ext="json"), acc, labels=_BINARY),
+        # Chinese-ELECTRA's TSV layouts (all with a header row).
+        _task(
+            "xnli-zh",
+            cls,
+            "tsv",
+            _three(_xnli_eval_fields) | {"train": ("train.tsv", _xnli_train_fields, True)},
+            acc,
+            labels=_NLI,
+        ),
+        _task("lcqmc", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
+        _task("bq", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
+        _task("chnsenticorp", cls, "tsv", _three(_columns(1, label=0)), acc, labels=_BINARY),
+        _task(
+            "cmrc2018",
+            "span_qa",
+            "squad",
+            {"train": ("train.json",), "dev": ("dev.json",)},
+            ("cmrc",),
+        ),
+        _task(
+            "drcd",
+            "span_qa",
+            "squad",
+            {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)},
+            ("cmrc",),
+        ),
+        # KoELECTRA's finetune data (file names from its configs, columns from its processors).
+        _task(
+            "nsmc",
+            cls,
+            "tsv",
+            {
+                "train": ("ratings_train.txt", _columns(1, label=2), True),
+                "test": ("ratings_test.txt", _columns(1, label=2), True),
+            },
+            acc,
+            labels=_BINARY,
+        ),
+        _task(
+            "kornli",
+            cls,
+            "tsv",
+            {
+                "train": ("multinli.train.ko.tsv", _columns(0, 1, 2), True),
+                "dev": ("xnli.dev.ko.tsv", _columns(0, 1, 2), True),
+                "test": ("xnli.test.ko.tsv", _columns(0, 1, 2), True),
+            },
+            acc,
+            labels=_NLI,
+        ),
+        _task(
+            "korsts",
+            reg,
+            "tsv",
+            {
+                split: (f"sts-{split}.tsv", _columns(5, 6, 4), True)
+                for split in ("train", "dev", "test")
+            },
+            ("pearson_spearman",),
+            regression_range=(0.0, 5.0),
+            symmetric=True,
+        ),
+        _task(
+            "question_pair",
+            cls,
+            "tsv",
+            _three(_nonempty_pair(_columns(0, 1, 2))),
+            acc,
+            labels=_BINARY,
+            symmetric=True,
+        ),
+        # KoELECTRA trains on train.tsv and reports on val.tsv (its "test_file"); text in column 1,
+        # label in column 3 of its files.
+        _task(
+            "hate_speech",
+            cls,
+            "tsv",
+            {
+                "train": ("train.tsv", _columns(1, label=3), True),
+                "test": ("val.tsv", _columns(1, label=3), True),
+            },
+            ("f1_macro", "accuracy"),
+            labels=("none", "offensive", "hate"),
+        ),
+        _task(
+            "naver_ner",
+            "tagging",
+            "word_tags",
+            {"train": ("train.tsv",), "test": ("test.tsv",)},
+            ("entity_f1",),
+            labels=_NAVER_TYPES,
+            suffix_tags=True,
+        ),
+        _task(
+            "korquad",
+            "span_qa",
+            "squad",
+            {"train": ("KorQuAD_v1.0_train.json",), "dev": ("KorQuAD_v1.0_dev.json",)},
+            ("korquad",),
+        ),
+    ]
+    return {task.name: task for task in tasks}
 
 
 BUILTIN_TASKS = _builtin_tasks()
@@ -428,116 +643,157 @@ SPEC_KEYS = {
     "tagging": {"kind", "format", "files", "metric", "labels", "tag_format", "scheme"},
     "span_qa": {"kind", "format", "files", "metric", "version_2"},
 }
-_SPEC_FORMATS = {"classification": ("tsv", "csv", "jsonl"), "regression": ("tsv", "csv", "jsonl"),
-                 "tagging": ("conll", "word_tags"), "span_qa": ("squad",)}
-_DEFAULT_METRIC = {"classification": "accuracy", "regression": "pearson_spearman",
-                   "tagging": "entity_f1"}
-_EXTENSIONS = {"tsv": "tsv", "csv": "csv", "jsonl": "jsonl", "conll": "txt", "word_tags": "tsv",
-               "squad": "json"}
+_SPEC_FORMATS = {
+    "classification": ("tsv", "csv", "jsonl"),
+    "regression": ("tsv", "csv", "jsonl"),
+    "tagging": ("conll", "word_tags"),
+    "span_qa": ("squad",),
+}
+_DEFAULT_METRIC = {
+    "classification": "accuracy",
+    "regression": "pearson_spearman",
+    "tagging": "entity_f1",
+}
+_EXTENSIONS = {
+    "tsv": "tsv",
+    "csv": "csv",
+    "jsonl": "jsonl",
+    "conll": "txt",
+    "word_tags": "tsv",
+    "squad": "json",
+}
 
 
 def task_from_spec(name, spec, raw_dir, source):
-  """Builds a Task from a JSON spec (see the module doc); errors name the key and `source`."""
-  if not isinstance(spec, dict):
-    raise ValueError(f"Task spec {source} must be a JSON object, got {type(spec).__name__}")
-  kind = spec.get("kind")
-  if kind not in KINDS:
-    raise ValueError(f"Task spec {source}: \"kind\" must be one of {KINDS}, got {kind!r}")
-  for key in spec:
-    if key not in SPEC_KEYS[kind]:
-      raise ValueError(f"Unknown key {key!r} in task spec {source} for a {kind} task; "
-                       f"allowed keys: {sorted(SPEC_KEYS[kind])}")
-  fmt = spec.get("format", _SPEC_FORMATS[kind][0])
-  if fmt not in _SPEC_FORMATS[kind]:
-    raise ValueError(f"Task spec {source}: \"format\" of a {kind} task must be one of "
-                     f"{_SPEC_FORMATS[kind]}, got {fmt!r}")
-  metric_names = spec.get("metric", _default_metric(kind, spec))
-  metric_names = (metric_names,) if isinstance(metric_names, str) else tuple(metric_names)
-  known = {"span_qa": metrics.QA_METRICS, "tagging": ("entity_f1",)}.get(
-      kind, metrics.SENTENCE_METRICS)
-  for metric in metric_names:
-    if metric not in known:
-      raise ValueError(f"Task spec {source}: unknown metric {metric!r} for a {kind} task; "
-                       f"known: {sorted(known)}")
-  if spec.get("tag_format", "prefix") not in ("prefix", "suffix"):
-    raise ValueError(f"Task spec {source}: \"tag_format\" must be \"prefix\" (B-PER) or "
-                     f"\"suffix\" (PER-B), got {spec['tag_format']!r}")
-  scheme = spec.get("scheme", "BIOES")
-  if scheme not in TAG_SCHEMES:
-    raise ValueError(f"Task spec {source}: \"scheme\" must be one of {TAG_SCHEMES}, got {scheme!r}")
-  files = spec.get("files") or {s: f"{s}.{_EXTENSIONS[fmt]}" for s in ("train", "dev", "test")}
-  header = bool(spec.get("header", False))
-  splits = {split: SplitFile(file) for split, file in files.items()}
-  if kind in ("classification", "regression"):
-    if "text_a" not in spec or "label" not in spec:
-      raise ValueError(f"Task spec {source}: a {kind} task needs \"text_a\" and \"label\"")
-    keys = [spec["text_a"], spec.get("text_b"), spec["label"]]
-    keyed = fmt != "jsonl" and any(isinstance(k, str) for k in keys)
-    if keyed and not header:
-      raise ValueError(f"Task spec {source}: column names need \"header\": true")
-    labeled, unlabeled = _columns(*keys), _columns(*keys[:2])
-    # Like the reference, files of splits named "test..." carry no labels.
-    splits = {split: SplitFile(file, unlabeled if "test" in split else labeled, header, keyed)
-              for split, file in files.items()}
-  task = Task(name=name, kind=kind, format=fmt, splits=splits, metrics=metric_names,
-              symmetric=bool(spec.get("symmetric", False)),
-              version_2=bool(spec.get("version_2", False)), tag_scheme=scheme,
-              suffix_tags=spec.get("tag_format", "prefix") == "suffix", raw_dir=raw_dir,
-              source=source)
-  if "labels" in spec:
-    task.labels = tuple(str(x) for x in spec["labels"])
-  if "range" in spec:
-    task.regression_range = tuple(float(x) for x in spec["range"])
-  _infer_from_train(task)
-  return task
+    """Builds a Task from a JSON spec (see the module doc); errors name the key and `source`."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"Task spec {source} must be a JSON object, got {type(spec).__name__}")
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f'Task spec {source}: "kind" must be one of {KINDS}, got {kind!r}')
+    for key in spec:
+        if key not in SPEC_KEYS[kind]:
+            raise ValueError(
+                f"Unknown key {key!r} in task spec {source} for a {kind} task; "
+                f"allowed keys: {sorted(SPEC_KEYS[kind])}"
+            )
+    fmt = spec.get("format", _SPEC_FORMATS[kind][0])
+    if fmt not in _SPEC_FORMATS[kind]:
+        raise ValueError(
+            f'Task spec {source}: "format" of a {kind} task must be one of '
+            f"{_SPEC_FORMATS[kind]}, got {fmt!r}"
+        )
+    metric_names = spec.get("metric", _default_metric(kind, spec))
+    metric_names = (metric_names,) if isinstance(metric_names, str) else tuple(metric_names)
+    known = {"span_qa": metrics.QA_METRICS, "tagging": ("entity_f1",)}.get(
+        kind, metrics.SENTENCE_METRICS
+    )
+    for metric in metric_names:
+        if metric not in known:
+            raise ValueError(
+                f"Task spec {source}: unknown metric {metric!r} for a {kind} task; "
+                f"known: {sorted(known)}"
+            )
+    if spec.get("tag_format", "prefix") not in ("prefix", "suffix"):
+        raise ValueError(
+            f'Task spec {source}: "tag_format" must be "prefix" (B-PER) or '
+            f'"suffix" (PER-B), got {spec["tag_format"]!r}'
+        )
+    scheme = spec.get("scheme", "BIOES")
+    if scheme not in TAG_SCHEMES:
+        raise ValueError(
+            f'Task spec {source}: "scheme" must be one of {TAG_SCHEMES}, got {scheme!r}'
+        )
+    files = spec.get("files") or {s: f"{s}.{_EXTENSIONS[fmt]}" for s in ("train", "dev", "test")}
+    header = bool(spec.get("header", False))
+    splits = {split: SplitFile(file) for split, file in files.items()}
+    if kind in ("classification", "regression"):
+        if "text_a" not in spec or "label" not in spec:
+            raise ValueError(f'Task spec {source}: a {kind} task needs "text_a" and "label"')
+        keys = [spec["text_a"], spec.get("text_b"), spec["label"]]
+        keyed = fmt != "jsonl" and any(isinstance(k, str) for k in keys)
+        if keyed and not header:
+            raise ValueError(f'Task spec {source}: column names need "header": true')
+        labeled, unlabeled = _columns(*keys), _columns(*keys[:2])
+        # Like the reference, files of splits named "test..." carry no labels.
+        splits = {
+            split: SplitFile(file, unlabeled if "test" in split else labeled, header, keyed)
+            for split, file in files.items()
+        }
+    task = Task(
+        name=name,
+        kind=kind,
+        format=fmt,
+        splits=splits,
+        metrics=metric_names,
+        symmetric=bool(spec.get("symmetric", False)),
+        version_2=bool(spec.get("version_2", False)),
+        tag_scheme=scheme,
+        suffix_tags=spec.get("tag_format", "prefix") == "suffix",
+        raw_dir=raw_dir,
+        source=source,
+    )
+    if "labels" in spec:
+        task.labels = tuple(str(x) for x in spec["labels"])
+    if "range" in spec:
+        task.regression_range = tuple(float(x) for x in spec["range"])
+    _infer_from_train(task)
+    return task
 
 
 def _default_metric(kind, spec):
-  if kind == "span_qa":
-    return "squad_v2" if spec.get("version_2") else "squad_v1"
-  return _DEFAULT_METRIC[kind]
+    if kind == "span_qa":
+        return "squad_v2" if spec.get("version_2") else "squad_v1"
+    return _DEFAULT_METRIC[kind]
 
 
 def _infer_from_train(task):
-  """Fills labels / entity types / the regression range from the train split when not given."""
-  missing = {"classification": task.labels is None, "tagging": task.labels is None,
-             "regression": task.regression_range is None}.get(task.kind, False)
-  if not missing:
-    return
-  if "train" not in task.splits:
-    raise ValueError(f"Task spec {task.source}: give \"labels\"/\"range\" or a train file to "
-                     "infer them from")
-  examples = task.get_examples("train")
-  if task.kind == "classification":
-    task.labels = tuple(sorted({ex.label for ex in examples}))
-  elif task.kind == "regression":
-    values = [ex.label for ex in examples]
-    task.regression_range = (min(values), max(values))
-  else:
-    task.labels = tuple(sorted({t.split("-", 1)[-1] for ex in examples for t in ex.tags
-                                if t != "O"}))
+    """Fills labels / entity types / the regression range from the train split when not given."""
+    missing = {
+        "classification": task.labels is None,
+        "tagging": task.labels is None,
+        "regression": task.regression_range is None,
+    }.get(task.kind, False)
+    if not missing:
+        return
+    if "train" not in task.splits:
+        raise ValueError(
+            f'Task spec {task.source}: give "labels"/"range" or a train file to infer them from'
+        )
+    examples = task.get_examples("train")
+    if task.kind == "classification":
+        task.labels = tuple(sorted({ex.label for ex in examples}))
+    elif task.kind == "regression":
+        values = [ex.label for ex in examples]
+        task.regression_range = (min(values), max(values))
+    else:
+        task.labels = tuple(
+            sorted({t.split("-", 1)[-1] for ex in examples for t in ex.tags if t != "O"})
+        )
 
 
 def get_task(name, data_dir=None, raw_dir=None, spec=None):
-  """The task called `name`, reading from `raw_dir` or `<data_dir>/finetuning_data/<name>`.
+    """The task called `name`, reading from `raw_dir` or `<data_dir>/finetuning_data/<name>`.
 
-  A `spec` dict (e.g. `hparams[name]`) wins over a `task.json` in the folder, which wins over the
-  built-in task of that name.
-  """
-  if raw_dir is None:
-    if data_dir is None:
-      raise ValueError("get_task needs data_dir or raw_dir")
-    raw_dir = gfile_join(data_dir, "finetuning_data", name)
-  if spec is not None:
-    return task_from_spec(name, spec, raw_dir, f"hparams[{name!r}]")
-  spec_path = gfile_join(raw_dir, "task.json")
-  if tf.io.gfile.exists(spec_path):
-    try:
-      spec = json.loads(_read_text(spec_path))
-    except json.JSONDecodeError as e:
-      raise ValueError(f"Task spec {spec_path} is not valid JSON: {e}") from e
-    return task_from_spec(name, spec, raw_dir, spec_path)
-  if name in BUILTIN_TASKS:
-    return dataclasses.replace(BUILTIN_TASKS[name], raw_dir=raw_dir)
-  raise ValueError(f"Unknown task {name!r}: not built in ({', '.join(sorted(BUILTIN_TASKS))}) "
-                   f"and no task spec given or found at {spec_path}")
+    A `spec` dict (e.g. `hparams[name]`) wins over a `task.json` in the folder, which wins over the
+    built-in task of that name.
+    """
+    if raw_dir is None:
+        if data_dir is None:
+            raise ValueError("get_task needs data_dir or raw_dir")
+        raw_dir = gfile_join(data_dir, "finetuning_data", name)
+    if spec is not None:
+        return task_from_spec(name, spec, raw_dir, f"hparams[{name!r}]")
+    spec_path = gfile_join(raw_dir, "task.json")
+    if tf.io.gfile.exists(spec_path):
+        try:
+            spec = json.loads(_read_text(spec_path))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"Task spec {spec_path} is not valid JSON: {e}") from e
+        return task_from_spec(name, spec, raw_dir, spec_path)
+    if name in BUILTIN_TASKS:
+        return dataclasses.replace(BUILTIN_TASKS[name], raw_dir=raw_dir)
+    raise ValueError(
+        f"Unknown task {name!r}: not built in ({', '.join(sorted(BUILTIN_TASKS))}) "
+        f"and no task spec given or found at {spec_path}"
+    )

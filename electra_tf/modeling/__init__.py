@@ -1,4 +1,5 @@
 """Keras 3 building blocks of BERT/ELECTRA encoders and their output heads."""
+
 from electra_tf.modeling.config import EncoderConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import Embeddings

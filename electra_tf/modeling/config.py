@@ -1,8 +1,9 @@
 """Transformer encoder hyper-parameters, named as in BERT's `bert_config.json`."""
+
 import dataclasses
 import difflib
 import json
-from typing import Any, Dict, Optional
+from typing import Any
 
 import tensorflow as tf
 
@@ -20,7 +21,7 @@ class EncoderConfig:
     """
 
     vocab_size: int
-    embedding_size: Optional[int] = None
+    embedding_size: int | None = None
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
@@ -43,7 +44,7 @@ class EncoderConfig:
             )
 
     @classmethod
-    def from_dict(cls, values: Dict[str, Any]) -> "EncoderConfig":
+    def from_dict(cls, values: dict[str, Any]) -> "EncoderConfig":
         """Builds a config; an unknown key raises and names the closest valid one."""
         names = [field.name for field in dataclasses.fields(cls)]
         for key in values:
@@ -51,12 +52,11 @@ class EncoderConfig:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise ValueError(
-                    f"Unknown EncoderConfig key {key!r}.{hint} "
-                    f"Valid keys: {', '.join(names)}."
+                    f"Unknown EncoderConfig key {key!r}.{hint} Valid keys: {', '.join(names)}."
                 )
         return cls(**values)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod

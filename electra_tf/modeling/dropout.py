@@ -1,4 +1,5 @@
 """Inverted dropout drawing 16 random bits per element instead of a float32 uniform."""
+
 import keras
 import tensorflow as tf
 
@@ -35,14 +36,16 @@ class Dropout(keras.layers.Layer):
         if threshold >= _LEVELS:
             return tf.zeros_like(inputs)
         # Keras' int64 seed state -> the int32 seed stateless ops take under XLA.
-        seed = tf.cast(
-            tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32
-        )
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
         size = inputs.shape.num_elements()
         if size is None:
             size = tf.size(inputs)
         words = tf.random.stateless_uniform(
-            [(size + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32,
+            [(size + 1) // 2],
+            seed,
+            minval=None,
+            maxval=None,
+            dtype=tf.uint32,
             alg="philox",  # the default picks an algorithm XLA on CPU runs 100x slower
         )
         bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])  # 2 per word

@@ -1,4 +1,5 @@
 """BERT/ELECTRA input embeddings: word + position + token type, LayerNorm, dropout."""
+
 import keras
 import tensorflow as tf
 
@@ -45,9 +46,7 @@ class Embeddings(keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
-        self.dropout = Dropout(
-            dropout_rate, dtype=self.dtype_policy, name="dropout"
-        )
+        self.dropout = Dropout(dropout_rate, dtype=self.dtype_policy, name="dropout")
 
     @classmethod
     def from_encoder_config(cls, config: EncoderConfig, **kwargs):

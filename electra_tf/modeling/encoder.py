@@ -1,4 +1,5 @@
 """BERT/ELECTRA transformer encoder: embeddings, optional projection, blocks."""
+
 import keras
 
 from electra_tf.modeling.config import EncoderConfig

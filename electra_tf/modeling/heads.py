@@ -1,4 +1,5 @@
 """ELECTRA output heads: replaced-token detection and (tied) masked LM."""
+
 import keras
 import tensorflow as tf
 
@@ -148,7 +149,5 @@ class MaskedLMHead(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["embeddings"] = keras.saving.deserialize_keras_object(
-            config["embeddings"]
-        )
+        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
         return cls(**config)

@@ -1,4 +1,5 @@
 """Post-LayerNorm BERT transformer block and its multi-head self-attention."""
+
 import math
 
 import keras
@@ -53,9 +54,7 @@ class SelfAttention(keras.layers.Layer):
     the same names: b batch, t/s query/key position, h hidden, n head, d head size.
     """
 
-    def __init__(
-        self, num_heads, head_size, dropout_rate=0.0, initializer_range=0.02, **kwargs
-    ):
+    def __init__(self, num_heads, head_size, dropout_rate=0.0, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.head_size = head_size
@@ -80,12 +79,8 @@ class SelfAttention(keras.layers.Layer):
         self.query = projection("bth,hnd->btnd", heads_shape, "nd", "query")
         self.key = projection("bth,hnd->btnd", heads_shape, "nd", "key")
         self.value = projection("bth,hnd->btnd", heads_shape, "nd", "value")
-        self.output_dense = projection(
-            "btnd,ndh->bth", (None, hidden_size), "h", "output"
-        )
-        self.dropout = Dropout(
-            self.dropout_rate, dtype=self.dtype_policy, name="dropout"
-        )
+        self.output_dense = projection("btnd,ndh->bth", (None, hidden_size), "h", "output")
+        self.dropout = Dropout(self.dropout_rate, dtype=self.dtype_policy, name="dropout")
         for layer in (self.query, self.key, self.value):
             layer.build(input_shape)
         self.output_dense.build(tuple(input_shape[:-1]) + heads_shape[1:])
@@ -161,8 +156,7 @@ class TransformerBlock(keras.layers.Layer):
         hidden_size = input_shape[-1]
         if hidden_size % self.num_heads:
             raise ValueError(
-                f"Hidden size {hidden_size} is not a multiple of "
-                f"num_heads={self.num_heads}."
+                f"Hidden size {hidden_size} is not a multiple of num_heads={self.num_heads}."
             )
         self.attention = SelfAttention(
             self.num_heads,
@@ -196,9 +190,7 @@ class TransformerBlock(keras.layers.Layer):
             name="output_layer_norm",
         )
         # Stateless apart from its seed, so one layer serves both sites.
-        self.dropout = Dropout(
-            self.dropout_rate, dtype=self.dtype_policy, name="dropout"
-        )
+        self.dropout = Dropout(self.dropout_rate, dtype=self.dtype_policy, name="dropout")
         self.attention.build(input_shape)
         self.attention_layer_norm.build(input_shape)
         self.intermediate.build(input_shape)
@@ -208,9 +200,7 @@ class TransformerBlock(keras.layers.Layer):
 
     def call(self, hidden_states, input_mask=None, training=None):
         # hidden_states: [B, T, H]; input_mask: [B, T] of 0/1.
-        attention_output = self.attention(
-            hidden_states, input_mask=input_mask, training=training
-        )
+        attention_output = self.attention(hidden_states, input_mask=input_mask, training=training)
         attention_output = self.dropout(attention_output, training=training)
         hidden_states = self.attention_layer_norm(hidden_states + attention_output)
         ffn_output = self.intermediate(hidden_states)  # [B, T, I]

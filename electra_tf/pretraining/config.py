@@ -18,8 +18,7 @@ tokens, lr 2e-4, batch 256/2048, large: mask_prob 0.25) are passed with --hparam
 
 from electra_tf import hparams as hp
 
-__all__ = ["PretrainingConfig", "MASK_STRATEGIES", "MIXED_PRECISION_POLICIES",
-           "STRATEGIES"]
+__all__ = ["PretrainingConfig", "MASK_STRATEGIES", "MIXED_PRECISION_POLICIES", "STRATEGIES"]
 
 MASK_STRATEGIES = ("uniform", "whole_word")
 MIXED_PRECISION_POLICIES = (None, "bfloat16")
@@ -83,7 +82,7 @@ class PretrainingConfig(hp.HParams):
         self.num_train_steps = 1000000
         self.num_eval_steps = 100
         self.keep_checkpoint_max = 5  # most recent checkpoints to keep; 0 or
-                                      # None keeps all of them
+        # None keeps all of them
 
         # model settings
         # a bundled size ("small", "base", "large", "tiny", "small_ex", "demo")
@@ -100,14 +99,14 @@ class PretrainingConfig(hp.HParams):
         self.uniform_generator = False  # generator samples uniformly at random
         self.two_tower_generator = False  # two-tower cloze generator (Electric)
         self.untied_generator_embeddings = False  # False: generator and
-                                                  # discriminator share token
-                                                  # embeddings
+        # discriminator share token
+        # embeddings
         self.untied_generator = True  # False: generator and discriminator share
-                                      # all weights
+        # all weights
         self.generator_layers = 1.0  # fraction of discriminator layers
         self.generator_hidden_size = 0.25  # fraction of discriminator hidden size
         self.disallow_correct = False  # force the generator to sample incorrect
-                                       # tokens (so masked tokens are always fake)
+        # tokens (so masked tokens are always fake)
         self.temperature = 1.0  # temperature for sampling from the generator
 
         # batch sizes
@@ -125,7 +124,8 @@ class PretrainingConfig(hp.HParams):
 
         # default locations of data files
         self.pretrain_tfrecords = hp.gfile_join(
-            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
+        )
         self.vocab_file = hp.gfile_join(data_dir, "vocab.txt")
         self.model_dir = hp.gfile_join(data_dir, "models", model_name)
         results_dir = hp.gfile_join(self.model_dir, "results")
@@ -179,8 +179,7 @@ class PretrainingConfig(hp.HParams):
         self.update(hparams)
 
         if self.max_predictions_per_seq is None:
-            self.max_predictions_per_seq = int(
-                (self.mask_prob + 0.005) * self.max_seq_length)
+            self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
         self._validate()
 
     def _size_defaults(self):
@@ -193,8 +192,8 @@ class PretrainingConfig(hp.HParams):
                 match = hp.closest_match(k, known)
                 raise ValueError(
                     "Unknown hparam '%s' in the 'pretraining' section of model size "
-                    "%r%s" % (k, self.model_size,
-                              " (did you mean '%s'?)" % match if match else ""))
+                    "%r%s" % (k, self.model_size, " (did you mean '%s'?)" % match if match else "")
+                )
         defaults.update(section)
         return defaults
 
@@ -202,8 +201,11 @@ class PretrainingConfig(hp.HParams):
         def check(name, allowed):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError("%s must be one of %s, got %r" % (
-                    name, ", ".join(repr(a) for a in allowed), value))
+                raise ValueError(
+                    "%s must be one of %s, got %r"
+                    % (name, ", ".join(repr(a) for a in allowed), value)
+                )
+
         check("mask_strategy", MASK_STRATEGIES)
         check("mixed_precision", MIXED_PRECISION_POLICIES)
         check("strategy", STRATEGIES)
@@ -211,19 +213,25 @@ class PretrainingConfig(hp.HParams):
             raise ValueError(
                 "electric_objective is not implemented yet (the Electric two-tower cloze "
                 "objective is planned); set electric_objective to false to train ELECTRA "
-                "(electra_objective true) or a masked LM (electra_objective false).")
+                "(electra_objective true) or a masked LM (electra_objective false)."
+            )
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError("mask_prob must be in (0, 1), got %r" % (self.mask_prob,))
         if not isinstance(self.model_hparam_overrides, dict):
-            raise ValueError("model_hparam_overrides must be a dict, got %r"
-                             % (self.model_hparam_overrides,))
+            raise ValueError(
+                "model_hparam_overrides must be a dict, got %r" % (self.model_hparam_overrides,)
+            )
         bad = [k for k in self.model_hparam_overrides if k not in hp.ENCODER_KEYS]
         if bad:
             match = hp.closest_match(bad[0], hp.ENCODER_KEYS)
             raise ValueError(
-                "Unknown key '%s' in model_hparam_overrides%s. Allowed keys: %s" % (
-                    bad[0], " (did you mean '%s'?)" % match if match else "",
-                    ", ".join(hp.ENCODER_KEYS)))
+                "Unknown key '%s' in model_hparam_overrides%s. Allowed keys: %s"
+                % (
+                    bad[0],
+                    " (did you mean '%s'?)" % match if match else "",
+                    ", ".join(hp.ENCODER_KEYS),
+                )
+            )
 
     def model_hparams(self):
         """Discriminator encoder hyperparameters (BERT config keys).
@@ -236,14 +244,12 @@ class PretrainingConfig(hp.HParams):
         ``run_pretraining`` does.
         """
         args = hp.resolve_encoder_hparams(
-            self.model_size, vocab_size=self.vocab_size,
-            overrides=self.model_hparam_overrides)
+            self.model_size, vocab_size=self.vocab_size, overrides=self.model_hparam_overrides
+        )
         if self.debug:
             args.update(_DEBUG_MODEL)
-        embedding_size = self.model_hparam_overrides.get(
-            "embedding_size", self.embedding_size)
-        args["embedding_size"] = (args["hidden_size"] if embedding_size is None
-                                  else embedding_size)
+        embedding_size = self.model_hparam_overrides.get("embedding_size", self.embedding_size)
+        args["embedding_size"] = args["hidden_size"] if embedding_size is None else embedding_size
         return args
 
     def generator_hparams(self):
@@ -257,5 +263,8 @@ class PretrainingConfig(hp.HParams):
         all (``untied_generator``, ``electra_objective``...) is up to the model.
         """
         return hp.generator_hparams_from(
-            self.model_hparams(), self.generator_hidden_size, self.generator_layers,
-            self.untied_generator_embeddings)
+            self.model_hparams(),
+            self.generator_hidden_size,
+            self.generator_layers,
+            self.untied_generator_embeddings,
+        )

@@ -2,11 +2,11 @@
 
 import json
 
-from absl import logging
 import keras
 import numpy as np
-from sklearn import metrics as sk_metrics
 import tensorflow as tf
+from absl import logging
+from sklearn import metrics as sk_metrics
 
 from electra_tf import tokenization
 from electra_tf.data import records
@@ -15,193 +15,256 @@ from electra_tf.pretraining.model import PretrainingModel
 from electra_tf.training import distribution, loop, optimization
 
 ENCODER_CONFIG = "encoder_config.json"
-EVAL_METRICS = ("loss", "masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy",
-                "disc_loss", "disc_auc", "disc_accuracy", "disc_precision", "disc_recall")
+EVAL_METRICS = (
+    "loss",
+    "masked_lm_accuracy",
+    "masked_lm_loss",
+    "sampled_masked_lm_accuracy",
+    "disc_loss",
+    "disc_auc",
+    "disc_accuracy",
+    "disc_precision",
+    "disc_recall",
+)
 
 
 def _vocab_facts(config):
-  """Special-token ids and the '##' continuation table from the vocabulary."""
-  tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
-  vocab = tokenizer.vocab
-  missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in vocab]
-  if missing:
-    raise ValueError(f"Vocabulary {config.vocab_file} lacks {missing}; pre-training needs them.")
-  if tokenizer.vocab_size > config.vocab_size:
-    raise ValueError(
-        f"Vocabulary {config.vocab_file} has {tokenizer.vocab_size} tokens but vocab_size is "
-        f"{config.vocab_size}. Pass --hparams '{{\"vocab_size\": {tokenizer.vocab_size}}}'.")
-  special = sorted({vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"], vocab.get("[PAD]", 0)})
-  continuation = np.zeros(config.vocab_size, np.int32)
-  for token, index in vocab.items():
-    if token.startswith("##"):
-      continuation[index] = 1
-  return vocab["[MASK]"], special, continuation
+    """Special-token ids and the '##' continuation table from the vocabulary."""
+    tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
+    vocab = tokenizer.vocab
+    missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in vocab]
+    if missing:
+        raise ValueError(
+            f"Vocabulary {config.vocab_file} lacks {missing}; pre-training needs them."
+        )
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(
+            f"Vocabulary {config.vocab_file} has {tokenizer.vocab_size} tokens but vocab_size is "
+            f"{config.vocab_size}. Pass --hparams '{{\"vocab_size\": {tokenizer.vocab_size}}}'."
+        )
+    special = sorted({vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"], vocab.get("[PAD]", 0)})
+    continuation = np.zeros(config.vocab_size, np.int32)
+    for token, index in vocab.items():
+        if token.startswith("##"):
+            continuation[index] = 1
+    return vocab["[MASK]"], special, continuation
 
 
 class Pretrainer:
-  """Everything `run_pretraining.py` does, as an object tests and benchmarks can drive."""
+    """Everything `run_pretraining.py` does, as an object tests and benchmarks can drive."""
 
-  def __init__(self, config, strategy=None):
-    self.config = config
-    distribution.set_precision_policy(config.mixed_precision)
-    self.strategy = strategy or distribution.create_strategy(
-        config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu)
-    self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)
-    self.data_info = input_pipeline.check_dataset_info(
-        config.pretrain_tfrecords, config.vocab_file, config.max_seq_length)
-    self.with_word_starts = bool(self.data_info and "is_word_start" in self.data_info["features"])
-    if config.mask_strategy == "whole_word" and not self.with_word_starts:
-      logging.info("Whole-word masking from '##' WordPiece continuation pieces.")
-    mask_id, special_ids, continuation = _vocab_facts(config)
-    num_replicas = self.strategy.num_replicas_in_sync
-    if config.train_batch_size % num_replicas or config.eval_batch_size % num_replicas:
-      raise ValueError(f"train_batch_size ({config.train_batch_size}) and eval_batch_size "
-                       f"({config.eval_batch_size}) must be multiples of the {num_replicas} "
-                       "replicas.")
-    keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
-    with self.strategy.scope():
-      self.model = PretrainingModel(config, mask_id, special_ids,
-                                    tf.constant(continuation) if config.mask_strategy ==
-                                    "whole_word" else None)
-      self.model.build_all()
-      self.optimizer = optimization.create_optimizer(
-          config.learning_rate, config.num_train_steps,
-          weight_decay_rate=config.weight_decay_rate, warmup_steps=config.num_warmup_steps,
-          lr_decay_power=config.lr_decay_power)
-      self.optimizer.build(self.model.trainable_variables)
-    tf.io.gfile.makedirs(config.model_dir)
-    if distribution.is_chief(self.strategy):
-      self._write_model_description()
-    self._loop = None
+    def __init__(self, config, strategy=None):
+        self.config = config
+        distribution.set_precision_policy(config.mixed_precision)
+        self.strategy = strategy or distribution.create_strategy(
+            config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu
+        )
+        self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)
+        self.data_info = input_pipeline.check_dataset_info(
+            config.pretrain_tfrecords, config.vocab_file, config.max_seq_length
+        )
+        self.with_word_starts = bool(
+            self.data_info and "is_word_start" in self.data_info["features"]
+        )
+        if config.mask_strategy == "whole_word" and not self.with_word_starts:
+            logging.info("Whole-word masking from '##' WordPiece continuation pieces.")
+        mask_id, special_ids, continuation = _vocab_facts(config)
+        num_replicas = self.strategy.num_replicas_in_sync
+        if config.train_batch_size % num_replicas or config.eval_batch_size % num_replicas:
+            raise ValueError(
+                f"train_batch_size ({config.train_batch_size}) and eval_batch_size "
+                f"({config.eval_batch_size}) must be multiples of the {num_replicas} "
+                "replicas."
+            )
+        keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
+        with self.strategy.scope():
+            self.model = PretrainingModel(
+                config,
+                mask_id,
+                special_ids,
+                tf.constant(continuation) if config.mask_strategy == "whole_word" else None,
+            )
+            self.model.build_all()
+            self.optimizer = optimization.create_optimizer(
+                config.learning_rate,
+                config.num_train_steps,
+                weight_decay_rate=config.weight_decay_rate,
+                warmup_steps=config.num_warmup_steps,
+                lr_decay_power=config.lr_decay_power,
+            )
+            self.optimizer.build(self.model.trainable_variables)
+        tf.io.gfile.makedirs(config.model_dir)
+        if distribution.is_chief(self.strategy):
+            self._write_model_description()
+        self._loop = None
 
-  def _write_model_description(self):
-    """`encoder_config.json` (the discriminator's sizes) and `pretrain_config.json` in model_dir,
-    so fine-tuning and conversion find the model's shape beside its checkpoints."""
-    config = self.config
-    encoder = self.model.discriminator.config.to_dict()
-    records.write_text_atomic(f"{config.model_dir.rstrip('/')}/{ENCODER_CONFIG}",
-                              json.dumps(encoder, indent=2, sort_keys=True) + "\n")
-    records.write_text_atomic(f"{config.model_dir.rstrip('/')}/pretrain_config.json",
-                              config.to_json() + "\n")
+    def _write_model_description(self):
+        """`encoder_config.json` (the discriminator's sizes) and `pretrain_config.json` in model_dir,
+        so fine-tuning and conversion find the model's shape beside its checkpoints."""
+        config = self.config
+        encoder = self.model.discriminator.config.to_dict()
+        records.write_text_atomic(
+            f"{config.model_dir.rstrip('/')}/{ENCODER_CONFIG}",
+            json.dumps(encoder, indent=2, sort_keys=True) + "\n",
+        )
+        records.write_text_atomic(
+            f"{config.model_dir.rstrip('/')}/pretrain_config.json", config.to_json() + "\n"
+        )
 
-  def _dataset_fn(self, batch_size, is_training, seed):
-    def dataset_fn(input_context):
-      per_replica = input_context.get_per_replica_batch_size(batch_size)
-      return input_pipeline.make_dataset(
-          self.files, per_replica, self.config.max_seq_length, seed, is_training=is_training,
-          with_word_starts=self.with_word_starts, input_context=input_context)
-    return dataset_fn
+    def _dataset_fn(self, batch_size, is_training, seed):
+        def dataset_fn(input_context):
+            per_replica = input_context.get_per_replica_batch_size(batch_size)
+            return input_pipeline.make_dataset(
+                self.files,
+                per_replica,
+                self.config.max_seq_length,
+                seed,
+                is_training=is_training,
+                with_word_starts=self.with_word_starts,
+                input_context=input_context,
+            )
 
-  def _loss_fn(self, features, seed, training):
-    out = self.model.compute(features, seed, training)
-    w = out["masked_lm_weights"]
-    scalars = {
-        "masked_lm_loss": out["mlm_loss"],
-        "masked_lm_accuracy": _weighted_accuracy(out["masked_lm_ids"], out["masked_lm_preds"], w),
-    }
-    if "disc_loss" in out:
-      mask = tf.cast(out["input_mask"], tf.float32)
-      scalars["disc_loss"] = out["disc_loss"]
-      scalars["disc_accuracy"] = _weighted_accuracy(out["disc_labels"], out["disc_preds"], mask)
-      scalars["sampled_masked_lm_accuracy"] = _weighted_accuracy(
-          out["masked_lm_ids"], out["sampled_ids"], w)
-    return out["loss"], scalars
+        return dataset_fn
 
-  @property
-  def train_loop(self):
-    if self._loop is None:
-      config = self.config
-      settings = loop.LoopSettings(
-          model_dir=config.model_dir, num_train_steps=config.num_train_steps,
-          iterations_per_loop=config.iterations_per_loop,
-          save_checkpoints_steps=config.save_checkpoints_steps,
-          keep_checkpoint_max=config.keep_checkpoint_max, seed=config.seed,
-          jit_compile=config.jit_compile, global_batch_size=config.train_batch_size,
-          tokens_per_example=config.max_seq_length)
-      self._loop = loop.TrainLoop(
-          self.strategy, self.model, self.optimizer, self._loss_fn,
-          self._dataset_fn(config.train_batch_size, True, config.seed), settings)
-    return self._loop
+    def _loss_fn(self, features, seed, training):
+        out = self.model.compute(features, seed, training)
+        w = out["masked_lm_weights"]
+        scalars = {
+            "masked_lm_loss": out["mlm_loss"],
+            "masked_lm_accuracy": _weighted_accuracy(
+                out["masked_lm_ids"], out["masked_lm_preds"], w
+            ),
+        }
+        if "disc_loss" in out:
+            mask = tf.cast(out["input_mask"], tf.float32)
+            scalars["disc_loss"] = out["disc_loss"]
+            scalars["disc_accuracy"] = _weighted_accuracy(
+                out["disc_labels"], out["disc_preds"], mask
+            )
+            scalars["sampled_masked_lm_accuracy"] = _weighted_accuracy(
+                out["masked_lm_ids"], out["sampled_ids"], w
+            )
+        return out["loss"], scalars
 
-  def train(self, stop_at=None):
-    """Trains to num_train_steps; `stop_at` ends early at a checkpoint (as if killed there)."""
-    return self.train_loop.train(stop_at)
+    @property
+    def train_loop(self):
+        if self._loop is None:
+            config = self.config
+            settings = loop.LoopSettings(
+                model_dir=config.model_dir,
+                num_train_steps=config.num_train_steps,
+                iterations_per_loop=config.iterations_per_loop,
+                save_checkpoints_steps=config.save_checkpoints_steps,
+                keep_checkpoint_max=config.keep_checkpoint_max,
+                seed=config.seed,
+                jit_compile=config.jit_compile,
+                global_batch_size=config.train_batch_size,
+                tokens_per_example=config.max_seq_length,
+            )
+            self._loop = loop.TrainLoop(
+                self.strategy,
+                self.model,
+                self.optimizer,
+                self._loss_fn,
+                self._dataset_fn(config.train_batch_size, True, config.seed),
+                settings,
+            )
+        return self._loop
 
-  def evaluate(self):
-    """The reference's nine evaluation metrics over `num_eval_steps` batches of held data."""
-    config, strategy = self.config, self.strategy
-    if self._loop is None:
-      self.train_loop.restore()
-    dataset = strategy.distribute_datasets_from_function(
-        self._dataset_fn(config.eval_batch_size, False, config.seed))
-    model = self.model
+    def train(self, stop_at=None):
+        """Trains to num_train_steps; `stop_at` ends early at a checkpoint (as if killed there)."""
+        return self.train_loop.train(stop_at)
 
-    @tf.function
-    def eval_step(features, step):
-      def replica_fn(features):
-        return model.compute(features, loop.step_seed(config.seed + 1, step), training=False)
-      return strategy.run(replica_fn, args=(features,))
+    def evaluate(self):
+        """The reference's nine evaluation metrics over `num_eval_steps` batches of held data."""
+        config, strategy = self.config, self.strategy
+        if self._loop is None:
+            self.train_loop.restore()
+        dataset = strategy.distribute_datasets_from_function(
+            self._dataset_fn(config.eval_batch_size, False, config.seed)
+        )
+        model = self.model
 
-    collected = {}
-    for step, features in enumerate(dataset):
-      if step >= config.num_eval_steps:
-        break
-      outputs = eval_step(features, tf.constant(step, tf.int64))
-      for key, value in outputs.items():
-        parts = [np.atleast_1d(v.numpy()) for v in strategy.experimental_local_results(value)]
-        collected.setdefault(key, []).extend(parts)
-    if not collected:
-      raise ValueError(f"No evaluation batch of {config.eval_batch_size} examples in "
-                       f"{config.pretrain_tfrecords}.")
-    results = _eval_metrics(collected, config.electra_objective and config.disc_weight > 0)
-    results["global_step"] = int(self.optimizer.iterations.numpy())
-    return results
+        @tf.function
+        def eval_step(features, step):
+            def replica_fn(features):
+                return model.compute(
+                    features, loop.step_seed(config.seed + 1, step), training=False
+                )
 
-  def write_results(self, results):
-    if not distribution.is_chief(self.strategy):
-      return
-    config = self.config
-    tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
-    text = "".join(f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n"
-                   for k, v in results.items())
-    records.write_text_atomic(config.results_txt, text)
-    records.write_text_atomic(config.results_json, json.dumps(results, indent=2) + "\n")
-    logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
+            return strategy.run(replica_fn, args=(features,))
+
+        collected = {}
+        for step, features in enumerate(dataset):
+            if step >= config.num_eval_steps:
+                break
+            outputs = eval_step(features, tf.constant(step, tf.int64))
+            for key, value in outputs.items():
+                parts = [
+                    np.atleast_1d(v.numpy()) for v in strategy.experimental_local_results(value)
+                ]
+                collected.setdefault(key, []).extend(parts)
+        if not collected:
+            raise ValueError(
+                f"No evaluation batch of {config.eval_batch_size} examples in "
+                f"{config.pretrain_tfrecords}."
+            )
+        results = _eval_metrics(collected, config.electra_objective and config.disc_weight > 0)
+        results["global_step"] = int(self.optimizer.iterations.numpy())
+        return results
+
+    def write_results(self, results):
+        if not distribution.is_chief(self.strategy):
+            return
+        config = self.config
+        tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
+        text = "".join(
+            f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
+        )
+        records.write_text_atomic(config.results_txt, text)
+        records.write_text_atomic(config.results_json, json.dumps(results, indent=2) + "\n")
+        logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
 
 
 def _weighted_accuracy(labels, preds, weights):
-  correct = tf.cast(tf.equal(tf.cast(labels, tf.int32), tf.cast(preds, tf.int32)), tf.float32)
-  return tf.reduce_sum(correct * weights) / (tf.reduce_sum(weights) + 1e-6)
+    correct = tf.cast(tf.equal(tf.cast(labels, tf.int32), tf.cast(preds, tf.int32)), tf.float32)
+    return tf.reduce_sum(correct * weights) / (tf.reduce_sum(weights) + 1e-6)
 
 
 def _eval_metrics(collected, with_discriminator):
-  """Numpy versions of the reference's `metric_fn` over the collected batches."""
-  cat = {k: np.concatenate([np.reshape(v, (v.shape[0], -1)) if v.ndim > 1 else v for v in vs])
-         for k, vs in collected.items()}
-  w = cat["masked_lm_weights"].ravel()
-  results = {
-      "loss": float(np.mean(cat["loss"])),
-      "masked_lm_accuracy": _accuracy(cat["masked_lm_ids"], cat["masked_lm_preds"], w),
-      "masked_lm_loss": float(np.sum(cat["mlm_nll"].ravel() * w) / max(w.sum(), 1e-6)),
-  }
-  if "sampled_ids" in cat:
-    results["sampled_masked_lm_accuracy"] = _accuracy(cat["masked_lm_ids"], cat["sampled_ids"], w)
-  if with_discriminator:
-    mask = cat["input_mask"].ravel().astype(np.float64)
-    labels, preds = cat["disc_labels"].ravel(), cat["disc_preds"].ravel()
-    results["disc_loss"] = float(np.mean(cat["disc_loss"]))
-    # As the reference: AUC over every position, padding counted as label 0 / probability 0.
-    auc_labels = labels * mask
-    results["disc_auc"] = (float(sk_metrics.roc_auc_score(auc_labels, cat["disc_probs"].ravel()
-                                                          * mask))
-                           if 0 < auc_labels.sum() < auc_labels.size else float("nan"))
-    results["disc_accuracy"] = _accuracy(labels, preds, mask)
-    results["disc_precision"] = _accuracy(labels, preds, preds * mask)
-    results["disc_recall"] = _accuracy(labels, preds, labels * mask)
-  return results
+    """Numpy versions of the reference's `metric_fn` over the collected batches."""
+    cat = {
+        k: np.concatenate([np.reshape(v, (v.shape[0], -1)) if v.ndim > 1 else v for v in vs])
+        for k, vs in collected.items()
+    }
+    w = cat["masked_lm_weights"].ravel()
+    results = {
+        "loss": float(np.mean(cat["loss"])),
+        "masked_lm_accuracy": _accuracy(cat["masked_lm_ids"], cat["masked_lm_preds"], w),
+        "masked_lm_loss": float(np.sum(cat["mlm_nll"].ravel() * w) / max(w.sum(), 1e-6)),
+    }
+    if "sampled_ids" in cat:
+        results["sampled_masked_lm_accuracy"] = _accuracy(
+            cat["masked_lm_ids"], cat["sampled_ids"], w
+        )
+    if with_discriminator:
+        mask = cat["input_mask"].ravel().astype(np.float64)
+        labels, preds = cat["disc_labels"].ravel(), cat["disc_preds"].ravel()
+        results["disc_loss"] = float(np.mean(cat["disc_loss"]))
+        # As the reference: AUC over every position, padding counted as label 0 / probability 0.
+        auc_labels = labels * mask
+        results["disc_auc"] = (
+            float(sk_metrics.roc_auc_score(auc_labels, cat["disc_probs"].ravel() * mask))
+            if 0 < auc_labels.sum() < auc_labels.size
+            else float("nan")
+        )
+        results["disc_accuracy"] = _accuracy(labels, preds, mask)
+        results["disc_precision"] = _accuracy(labels, preds, preds * mask)
+        results["disc_recall"] = _accuracy(labels, preds, labels * mask)
+    return results
 
 
 def _accuracy(labels, preds, weights):
-  weights = np.asarray(weights, np.float64).ravel()
-  correct = (np.asarray(labels).ravel() == np.asarray(preds).ravel()).astype(np.float64)
-  return float(np.sum(correct * weights) / max(weights.sum(), 1e-12))
+    weights = np.asarray(weights, np.float64).ravel()
+    correct = (np.asarray(labels).ravel() == np.asarray(preds).ravel()).astype(np.float64)
+    return float(np.sum(correct * weights) / max(weights.sum(), 1e-12))

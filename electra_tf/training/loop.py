@@ -11,226 +11,245 @@ import dataclasses
 import math
 import time
 
-from absl import logging
 import tensorflow as tf
+from absl import logging
 
 from electra_tf.pretraining import masking
 from electra_tf.training import distribution
 
 
 class NonFiniteLossError(RuntimeError):
-  """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
 class LoopSettings:
-  model_dir: str
-  num_train_steps: int
-  iterations_per_loop: int = 200
-  save_checkpoints_steps: int = 1000
-  keep_checkpoint_max: int = 5
-  seed: int = 0
-  jit_compile: bool = False
-  global_batch_size: int = 1
-  tokens_per_example: int = 1
-  summary_dir: str = None
+    model_dir: str
+    num_train_steps: int
+    iterations_per_loop: int = 200
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    seed: int = 0
+    jit_compile: bool = False
+    global_batch_size: int = 1
+    tokens_per_example: int = 1
+    summary_dir: str = None
 
 
 def step_seed(base_seed, step):
-  """Stateless seed of one replica at one step: the same on resume, different per replica."""
-  replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-  return masking.derive_seed(base_seed, step, replica)
+    """Stateless seed of one replica at one step: the same on resume, different per replica."""
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    return masking.derive_seed(base_seed, step, replica)
 
 
 def named_variables(model):
-  """{variable path: variable} for every model variable, dropout's random state included.
+    """{variable path: variable} for every model variable, dropout's random state included.
 
-  Checkpoints keyed by names like `electra/layer_0/attention/query/kernel` (the reference's
-  layout) let fine-tuning and conversion restore any subset by name, whatever model holds it.
-  """
-  weight_ids = {id(w) for w in model.weights}
-  random_states = [v for v in model.variables if id(v) not in weight_ids]
-  variables = {v.path: v for v in model.weights}
-  # Keras numbers its seed generators process-wide; their order in the model is what is stable.
-  variables.update({f"random_states/{i}": v for i, v in enumerate(random_states)})
-  if len(variables) != len(model.variables):
-    raise ValueError("Model variables must have unique paths to be checkpointed by name.")
-  return variables
+    Checkpoints keyed by names like `electra/layer_0/attention/query/kernel` (the reference's
+    layout) let fine-tuning and conversion restore any subset by name, whatever model holds it.
+    """
+    weight_ids = {id(w) for w in model.weights}
+    random_states = [v for v in model.variables if id(v) not in weight_ids]
+    variables = {v.path: v for v in model.weights}
+    # Keras numbers its seed generators process-wide; their order in the model is what is stable.
+    variables.update({f"random_states/{i}": v for i, v in enumerate(random_states)})
+    if len(variables) != len(model.variables):
+        raise ValueError("Model variables must have unique paths to be checkpointed by name.")
+    return variables
 
 
 class ReplicaInputs:
-  """One tf.data iterator per local replica, fed to the replicas inside the train function.
+    """One tf.data iterator per local replica, fed to the replicas inside the train function.
 
-  Unlike a tf.distribute distributed iterator, these are ordinary tf.data iterators, which
-  checkpoints can hold: every worker saves its own under `<model_dir>/inputs/worker-<i>` at
-  each checkpoint step, so the input stream resumes exactly where it stopped.
-  """
+    Unlike a tf.distribute distributed iterator, these are ordinary tf.data iterators, which
+    checkpoints can hold: every worker saves its own under `<model_dir>/inputs/worker-<i>` at
+    each checkpoint step, so the input stream resumes exactly where it stopped.
+    """
 
-  def __init__(self, strategy, dataset_fn):
-    self.strategy = strategy
-    local = len(strategy.extended.worker_devices)
-    first = distribution.worker_index(strategy) * local
-    total = strategy.num_replicas_in_sync
-    self.iterators = {}
-    for replica in range(first, first + local):
-      context = tf.distribute.InputContext(num_input_pipelines=total, input_pipeline_id=replica,
-                                           num_replicas_in_sync=total)
-      self.iterators[replica] = iter(dataset_fn(context))
+    def __init__(self, strategy, dataset_fn):
+        self.strategy = strategy
+        local = len(strategy.extended.worker_devices)
+        first = distribution.worker_index(strategy) * local
+        total = strategy.num_replicas_in_sync
+        self.iterators = {}
+        for replica in range(first, first + local):
+            context = tf.distribute.InputContext(
+                num_input_pipelines=total, input_pipeline_id=replica, num_replicas_in_sync=total
+            )
+            self.iterators[replica] = iter(dataset_fn(context))
 
-  def next(self):
-    return self.strategy.experimental_distribute_values_from_function(
-        lambda context: next(self.iterators[context.replica_id_in_sync_group]))
+    def next(self):
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda context: next(self.iterators[context.replica_id_in_sync_group])
+        )
 
-  def checkpoint(self):
-    return tf.train.Checkpoint(**{f"replica_{r}": it for r, it in self.iterators.items()})
+    def checkpoint(self):
+        return tf.train.Checkpoint(**{f"replica_{r}": it for r, it in self.iterators.items()})
 
 
 class TrainLoop:
-  """Trains `model` with `optimizer` on `dataset_fn` batches under `strategy`.
+    """Trains `model` with `optimizer` on `dataset_fn` batches under `strategy`.
 
-  Args:
-    loss_fn: (features, seed [2] int64, training) -> (scalar loss, {name: scalar}) for one
-      replica's batch; the scalars are averaged over steps and replicas for logging.
-    dataset_fn: tf.distribute `InputContext` -> per-replica tf.data.Dataset.
-  """
+    Args:
+      loss_fn: (features, seed [2] int64, training) -> (scalar loss, {name: scalar}) for one
+        replica's batch; the scalars are averaged over steps and replicas for logging.
+      dataset_fn: tf.distribute `InputContext` -> per-replica tf.data.Dataset.
+    """
 
-  def __init__(self, strategy, model, optimizer, loss_fn, dataset_fn, settings):
-    self.strategy = strategy
-    self.model = model
-    self.optimizer = optimizer
-    self.loss_fn = loss_fn
-    self.settings = settings
-    self.is_chief = distribution.is_chief(strategy)
-    worker = distribution.worker_index(strategy)
-    self.inputs = ReplicaInputs(strategy, dataset_fn)
-    keep = settings.keep_checkpoint_max or None
-    self.checkpoint = tf.train.Checkpoint(model=named_variables(model), optimizer=optimizer)
-    directory = settings.model_dir
-    if not self.is_chief:  # other workers write a throw-away copy, as MultiWorkerMirrored needs
-      directory = f"{settings.model_dir.rstrip('/')}/.worker_{worker}"
-    self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=keep,
-                                              step_counter=optimizer.iterations)
-    self.input_manager = tf.train.CheckpointManager(
-        self.inputs.checkpoint(), f"{settings.model_dir.rstrip('/')}/inputs/worker-{worker}",
-        max_to_keep=keep, step_counter=optimizer.iterations)
-    self._loop_fn = self._make_loop_fn()
-    self._writer = None
-    if self.is_chief:
-      self._writer = tf.summary.create_file_writer(settings.summary_dir or settings.model_dir)
+    def __init__(self, strategy, model, optimizer, loss_fn, dataset_fn, settings):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.settings = settings
+        self.is_chief = distribution.is_chief(strategy)
+        worker = distribution.worker_index(strategy)
+        self.inputs = ReplicaInputs(strategy, dataset_fn)
+        keep = settings.keep_checkpoint_max or None
+        self.checkpoint = tf.train.Checkpoint(model=named_variables(model), optimizer=optimizer)
+        directory = settings.model_dir
+        if not self.is_chief:  # other workers write a throw-away copy, as MultiWorkerMirrored needs
+            directory = f"{settings.model_dir.rstrip('/')}/.worker_{worker}"
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, directory, max_to_keep=keep, step_counter=optimizer.iterations
+        )
+        self.input_manager = tf.train.CheckpointManager(
+            self.inputs.checkpoint(),
+            f"{settings.model_dir.rstrip('/')}/inputs/worker-{worker}",
+            max_to_keep=keep,
+            step_counter=optimizer.iterations,
+        )
+        self._loop_fn = self._make_loop_fn()
+        self._writer = None
+        if self.is_chief:
+            self._writer = tf.summary.create_file_writer(settings.summary_dir or settings.model_dir)
 
-  def restore(self):
-    """Restores the latest checkpoint if there is one; returns the global step."""
-    latest = tf.train.latest_checkpoint(self.settings.model_dir)
-    if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-      step = int(self.optimizer.iterations.numpy())
-      inputs = f"{self.input_manager.directory}/ckpt-{step}"
-      if tf.io.gfile.exists(inputs + ".index"):
-        self.input_manager.checkpoint.restore(inputs).assert_consumed()
-      else:
-        logging.warning("No input position saved for step %d: the data stream starts over.", step)
-      logging.info("Restored %s at step %d", latest, step)
-    return int(self.optimizer.iterations.numpy())
+    def restore(self):
+        """Restores the latest checkpoint if there is one; returns the global step."""
+        latest = tf.train.latest_checkpoint(self.settings.model_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            step = int(self.optimizer.iterations.numpy())
+            inputs = f"{self.input_manager.directory}/ckpt-{step}"
+            if tf.io.gfile.exists(inputs + ".index"):
+                self.input_manager.checkpoint.restore(inputs).assert_consumed()
+            else:
+                logging.warning(
+                    "No input position saved for step %d: the data stream starts over.", step
+                )
+            logging.info("Restored %s at step %d", latest, step)
+        return int(self.optimizer.iterations.numpy())
 
-  def _make_loop_fn(self):
-    strategy, settings = self.strategy, self.settings
-    model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
-    num_replicas = strategy.num_replicas_in_sync
+    def _make_loop_fn(self):
+        strategy, settings = self.strategy, self.settings
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        num_replicas = strategy.num_replicas_in_sync
 
-    def replica_step(features, step):
-      seed = step_seed(settings.seed, step)
-      with tf.GradientTape() as tape:
-        loss, scalars = loss_fn(features, seed, True)
-        scaled_loss = loss / num_replicas  # the optimizer sums gradients over replicas
-      variables = model.trainable_variables
-      grads = tape.gradient(scaled_loss, variables)
-      optimizer.apply(grads, variables)
-      scalars = dict(scalars, loss=loss)
-      return {k: tf.cast(v, tf.float32) for k, v in scalars.items()}
+        def replica_step(features, step):
+            seed = step_seed(settings.seed, step)
+            with tf.GradientTape() as tape:
+                loss, scalars = loss_fn(features, seed, True)
+                scaled_loss = loss / num_replicas  # the optimizer sums gradients over replicas
+            variables = model.trainable_variables
+            grads = tape.gradient(scaled_loss, variables)
+            optimizer.apply(grads, variables)
+            scalars = dict(scalars, loss=loss)
+            return {k: tf.cast(v, tf.float32) for k, v in scalars.items()}
 
-    if settings.jit_compile:
-      replica_step = tf.function(replica_step, jit_compile=True)
+        if settings.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
 
-    return self._build_loop(replica_step)
+        return self._build_loop(replica_step)
 
-  def _build_loop(self, replica_step):
-    strategy, optimizer, inputs = self.strategy, self.optimizer, self.inputs
+    def _build_loop(self, replica_step):
+        strategy, optimizer, inputs = self.strategy, self.optimizer, self.inputs
 
-    @tf.function
-    def loop(num_steps):
-      def one_step():
-        step = tf.identity(optimizer.iterations.value)
-        per_replica = strategy.run(replica_step, args=(inputs.next(), step))
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+        @tf.function
+        def loop(num_steps):
+            def one_step():
+                step = tf.identity(optimizer.iterations.value)
+                per_replica = strategy.run(replica_step, args=(inputs.next(), step))
+                return {k: strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
-      sums = one_step()
-      non_finite = tf.cast(~tf.math.is_finite(sums["loss"]), tf.int32)
-      for _ in tf.range(num_steps - 1):
-        scalars = one_step()
-        non_finite += tf.cast(~tf.math.is_finite(scalars["loss"]), tf.int32)
-        sums = {k: sums[k] + scalars[k] for k in sums}
-      return {k: v / tf.cast(num_steps, tf.float32) for k, v in sums.items()}, non_finite
+            sums = one_step()
+            non_finite = tf.cast(~tf.math.is_finite(sums["loss"]), tf.int32)
+            for _ in tf.range(num_steps - 1):
+                scalars = one_step()
+                non_finite += tf.cast(~tf.math.is_finite(scalars["loss"]), tf.int32)
+                sums = {k: sums[k] + scalars[k] for k in sums}
+            return {k: v / tf.cast(num_steps, tf.float32) for k, v in sums.items()}, non_finite
 
-    return loop
+        return loop
 
-  def train(self, stop_at=None):
-    """Runs until `num_train_steps` (or the checkpoint at/after `stop_at`), checkpointing and
-    logging; returns the last loop's means."""
-    settings = self.settings
-    step = self.restore()
-    if step >= settings.num_train_steps:
-      logging.info("Already trained %d of %d steps.", step, settings.num_train_steps)
-      return {}
-    start_step, start_time = step, time.time()
-    means = {}
-    while step < settings.num_train_steps:
-      next_save = (step // settings.save_checkpoints_steps + 1) * settings.save_checkpoints_steps
-      num_steps = min(settings.iterations_per_loop, next_save - step,
-                      settings.num_train_steps - step)
-      loop_start = time.time()
-      means, non_finite = self._loop_fn(tf.constant(num_steps))
-      means = {k: float(v) for k, v in means.items()}
-      if int(non_finite) or not math.isfinite(means["loss"]):
-        raise NonFiniteLossError(
-            f"Loss became non-finite between steps {step} and {step + num_steps} "
-            f"(mean loss {means['loss']}). Stopped without saving: the last good checkpoint in "
-            f"{settings.model_dir} is kept. Lower the learning rate or check the data.")
-      step = int(self.optimizer.iterations.numpy())
-      self._log(step, means, num_steps, time.time() - loop_start, start_step, start_time)
-      if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
-        self.save()
-        if stop_at is not None and step >= stop_at:
-          break
-    return means
+    def train(self, stop_at=None):
+        """Runs until `num_train_steps` (or the checkpoint at/after `stop_at`), checkpointing and
+        logging; returns the last loop's means."""
+        settings = self.settings
+        step = self.restore()
+        if step >= settings.num_train_steps:
+            logging.info("Already trained %d of %d steps.", step, settings.num_train_steps)
+            return {}
+        start_step, start_time = step, time.time()
+        means = {}
+        while step < settings.num_train_steps:
+            next_save = (
+                step // settings.save_checkpoints_steps + 1
+            ) * settings.save_checkpoints_steps
+            num_steps = min(
+                settings.iterations_per_loop, next_save - step, settings.num_train_steps - step
+            )
+            loop_start = time.time()
+            means, non_finite = self._loop_fn(tf.constant(num_steps))
+            means = {k: float(v) for k, v in means.items()}
+            if int(non_finite) or not math.isfinite(means["loss"]):
+                raise NonFiniteLossError(
+                    f"Loss became non-finite between steps {step} and {step + num_steps} "
+                    f"(mean loss {means['loss']}). Stopped without saving: the last good checkpoint in "
+                    f"{settings.model_dir} is kept. Lower the learning rate or check the data."
+                )
+            step = int(self.optimizer.iterations.numpy())
+            self._log(step, means, num_steps, time.time() - loop_start, start_step, start_time)
+            if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
+                self.save()
+                if stop_at is not None and step >= stop_at:
+                    break
+        return means
 
-  def save(self):
-    path = self.manager.save(checkpoint_number=self.optimizer.iterations)
-    self.input_manager.save(checkpoint_number=self.optimizer.iterations)
-    if not self.is_chief:
-      tf.io.gfile.rmtree(self.manager.directory)
-    logging.info("Saved checkpoint %s", path)
+    def save(self):
+        path = self.manager.save(checkpoint_number=self.optimizer.iterations)
+        self.input_manager.save(checkpoint_number=self.optimizer.iterations)
+        if not self.is_chief:
+            tf.io.gfile.rmtree(self.manager.directory)
+        logging.info("Saved checkpoint %s", path)
 
-  def _log(self, step, means, num_steps, seconds, start_step, start_time):
-    settings = self.settings
-    steps_per_s = num_steps / max(seconds, 1e-9)
-    examples_per_s = steps_per_s * settings.global_batch_size
-    overall = (step - start_step) / max(time.time() - start_time, 1e-9)
-    eta = (settings.num_train_steps - step) / max(overall, 1e-9)
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(means.items()))
-    if self.is_chief:
-      logging.info("step %d/%d (%.0f%%): %s | %.2f steps/s, %.1f examples/s, %.0f tokens/s, "
-                   "ETA %s", step, settings.num_train_steps, 100.0 * step / settings.num_train_steps,
-                   metrics, steps_per_s, examples_per_s,
-                   examples_per_s * settings.tokens_per_example, _format_seconds(eta))
-      with self._writer.as_default(step=step):
-        for k, v in means.items():
-          tf.summary.scalar(f"train/{k}", v)
-        tf.summary.scalar("train/examples_per_second", examples_per_s)
-        lr = self.optimizer.learning_rate
-        tf.summary.scalar("train/learning_rate", float(lr(step) if callable(lr) else lr))
-      self._writer.flush()
+    def _log(self, step, means, num_steps, seconds, start_step, start_time):
+        settings = self.settings
+        steps_per_s = num_steps / max(seconds, 1e-9)
+        examples_per_s = steps_per_s * settings.global_batch_size
+        overall = (step - start_step) / max(time.time() - start_time, 1e-9)
+        eta = (settings.num_train_steps - step) / max(overall, 1e-9)
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(means.items()))
+        if self.is_chief:
+            logging.info(
+                "step %d/%d (%.0f%%): %s | %.2f steps/s, %.1f examples/s, %.0f tokens/s, ETA %s",
+                step,
+                settings.num_train_steps,
+                100.0 * step / settings.num_train_steps,
+                metrics,
+                steps_per_s,
+                examples_per_s,
+                examples_per_s * settings.tokens_per_example,
+                _format_seconds(eta),
+            )
+            with self._writer.as_default(step=step):
+                for k, v in means.items():
+                    tf.summary.scalar(f"train/{k}", v)
+                tf.summary.scalar("train/examples_per_second", examples_per_s)
+                lr = self.optimizer.learning_rate
+                tf.summary.scalar("train/learning_rate", float(lr(step) if callable(lr) else lr))
+            self._writer.flush()
 
 
 def _format_seconds(seconds):
-  seconds = int(seconds)
-  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

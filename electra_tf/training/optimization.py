@@ -83,6 +83,7 @@ def variable_path(variable):
 # Learning-rate schedule
 # ---------------------------------------------------------------------------
 
+
 @_REGISTER
 class PolynomialDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
     """The reference's learning rate: polynomial decay times linear warmup.
@@ -99,9 +100,16 @@ class PolynomialDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule)
     there is a warmup.
     """
 
-    def __init__(self, learning_rate, num_train_steps, num_warmup_steps=0,
-                 lr_decay_power=1.0, warmup_proportion=0.0, end_learning_rate=0.0,
-                 name=None):
+    def __init__(
+        self,
+        learning_rate,
+        num_train_steps,
+        num_warmup_steps=0,
+        lr_decay_power=1.0,
+        warmup_proportion=0.0,
+        end_learning_rate=0.0,
+        name=None,
+    ):
         if num_train_steps is None or num_train_steps <= 0:
             raise ValueError("num_train_steps must be > 0, got %r" % (num_train_steps,))
         self.learning_rate = float(learning_rate)
@@ -121,9 +129,9 @@ class PolynomialDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule)
             step = tf.cast(step, tf.float32)
             decay_steps = tf.constant(float(self.num_train_steps), tf.float32)
             fraction = tf.minimum(step, decay_steps) / decay_steps
-            lr = ((self.learning_rate - self.end_learning_rate)
-                  * tf.pow(1.0 - fraction, self.lr_decay_power)
-                  + self.end_learning_rate)
+            lr = (self.learning_rate - self.end_learning_rate) * tf.pow(
+                1.0 - fraction, self.lr_decay_power
+            ) + self.end_learning_rate
             warmup_steps = float(self.warmup_steps)
             if warmup_steps > 0:
                 lr *= tf.minimum(1.0, step / warmup_steps)
@@ -141,22 +149,36 @@ class PolynomialDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule)
         }
 
 
-def polynomial_decay_with_warmup(learning_rate, num_train_steps, num_warmup_steps=0,
-                                 lr_decay_power=1.0, warmup_proportion=0.0,
-                                 end_learning_rate=0.0):
+def polynomial_decay_with_warmup(
+    learning_rate,
+    num_train_steps,
+    num_warmup_steps=0,
+    lr_decay_power=1.0,
+    warmup_proportion=0.0,
+    end_learning_rate=0.0,
+):
     """Returns the reference's schedule; see :class:`PolynomialDecayWithWarmup`."""
     return PolynomialDecayWithWarmup(
-        learning_rate, num_train_steps, num_warmup_steps=num_warmup_steps,
-        lr_decay_power=lr_decay_power, warmup_proportion=warmup_proportion,
-        end_learning_rate=end_learning_rate)
+        learning_rate,
+        num_train_steps,
+        num_warmup_steps=num_warmup_steps,
+        lr_decay_power=lr_decay_power,
+        warmup_proportion=warmup_proportion,
+        end_learning_rate=end_learning_rate,
+    )
 
 
 # ---------------------------------------------------------------------------
 # Layer-wise learning-rate decay
 # ---------------------------------------------------------------------------
 
-def layer_depth(name, n_layers, embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
-                layer_pattern=DEFAULT_LAYER_PATTERN):
+
+def layer_depth(
+    name,
+    n_layers,
+    embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
+    layer_pattern=DEFAULT_LAYER_PATTERN,
+):
     """Depth of a variable for layer-wise learning-rate decay.
 
     0 for the embeddings (``embedding_patterns``), ``i + 1`` for transformer
@@ -173,16 +195,21 @@ def layer_depth(name, n_layers, embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
         digits = [g for g in match.groups() if g is not None and g.isdigit()]
         layer = int(digits[0])
         if layer >= n_layers:
-            raise ValueError("Variable %s is in layer %d but n_layers is %d"
-                             % (name, layer, n_layers))
+            raise ValueError(
+                "Variable %s is in layer %d but n_layers is %d" % (name, layer, n_layers)
+            )
         return layer + 1
     return n_layers + 1
 
 
-def layerwise_lr_multiplier(name, n_layers, layer_decay,
-                            layerwise_lr_decay_reference_bug=False,
-                            embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
-                            layer_pattern=DEFAULT_LAYER_PATTERN):
+def layerwise_lr_multiplier(
+    name,
+    n_layers,
+    layer_decay,
+    layerwise_lr_decay_reference_bug=False,
+    embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
+    layer_pattern=DEFAULT_LAYER_PATTERN,
+):
     """Learning-rate multiplier of one variable; see :func:`layerwise_lr_multipliers`."""
     if layer_decay is None or layer_decay <= 0:
         return 1.0
@@ -193,10 +220,14 @@ def layerwise_lr_multiplier(name, n_layers, layer_decay,
     return float(layer_decay) ** (top - depth)
 
 
-def layerwise_lr_multipliers(variables, n_layers, layer_decay,
-                             layerwise_lr_decay_reference_bug=False,
-                             embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
-                             layer_pattern=DEFAULT_LAYER_PATTERN):
+def layerwise_lr_multipliers(
+    variables,
+    n_layers,
+    layer_decay,
+    layerwise_lr_decay_reference_bug=False,
+    embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
+    layer_pattern=DEFAULT_LAYER_PATTERN,
+):
     """Per-variable learning-rate multipliers for layer-wise decay.
 
     Layers closer to the input learn more slowly. With ``n_layers`` transformer
@@ -230,23 +261,33 @@ def layerwise_lr_multipliers(variables, n_layers, layer_decay,
     """
     return {
         variable_path(v): layerwise_lr_multiplier(
-            v, n_layers, layer_decay, layerwise_lr_decay_reference_bug,
-            embedding_patterns, layer_pattern)
+            v,
+            n_layers,
+            layer_decay,
+            layerwise_lr_decay_reference_bug,
+            embedding_patterns,
+            layer_pattern,
+        )
         for v in variables
     }
 
 
 @_REGISTER
-class LayerwiseLRDecay(object):
+class LayerwiseLRDecay:
     """Serializable callable ``variable -> multiplier`` for layer-wise decay.
 
     Pass it as ``lr_multipliers`` to :class:`AdamWeightDecay`; see
     :func:`layerwise_lr_multipliers` for the two semantics.
     """
 
-    def __init__(self, n_layers, layer_decay, layerwise_lr_decay_reference_bug=False,
-                 embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
-                 layer_pattern=DEFAULT_LAYER_PATTERN):
+    def __init__(
+        self,
+        n_layers,
+        layer_decay,
+        layerwise_lr_decay_reference_bug=False,
+        embedding_patterns=DEFAULT_EMBEDDING_PATTERNS,
+        layer_pattern=DEFAULT_LAYER_PATTERN,
+    ):
         self.n_layers = int(n_layers)
         self.layer_decay = layer_decay
         self.layerwise_lr_decay_reference_bug = bool(layerwise_lr_decay_reference_bug)
@@ -255,9 +296,13 @@ class LayerwiseLRDecay(object):
 
     def __call__(self, variable):
         return layerwise_lr_multiplier(
-            variable, self.n_layers, self.layer_decay,
-            self.layerwise_lr_decay_reference_bug, self.embedding_patterns,
-            self.layer_pattern)
+            variable,
+            self.n_layers,
+            self.layer_decay,
+            self.layerwise_lr_decay_reference_bug,
+            self.embedding_patterns,
+            self.layer_pattern,
+        )
 
     def get_config(self):
         return {
@@ -276,6 +321,7 @@ class LayerwiseLRDecay(object):
 # ---------------------------------------------------------------------------
 # Optimizer
 # ---------------------------------------------------------------------------
+
 
 @_REGISTER
 class AdamWeightDecay(keras.optimizers.Optimizer):
@@ -317,14 +363,24 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     ``MirroredStrategy`` does not allow).
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay_rate=0.0, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-6,
-                 exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-                 clip_norm=1.0, lr_multipliers=None, name="AdamWeightDecay",
-                 **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay_rate=0.0,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
+        clip_norm=1.0,
+        lr_multipliers=None,
+        name="AdamWeightDecay",
+        **kwargs,
+    ):
         if kwargs.get("weight_decay"):
-            raise ValueError("Use weight_decay_rate (decoupled, as in the reference) "
-                             "instead of Keras' weight_decay")
+            raise ValueError(
+                "Use weight_decay_rate (decoupled, as in the reference) "
+                "instead of Keras' weight_decay"
+            )
         kwargs.pop("weight_decay", None)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.weight_decay_rate = float(weight_decay_rate or 0.0)
@@ -336,7 +392,8 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         if isinstance(lr_multipliers, dict) and set(lr_multipliers) >= {"class_name", "config"}:
             lr_multipliers = keras.saving.deserialize_keras_object(lr_multipliers)
         if lr_multipliers is not None and not (
-                isinstance(lr_multipliers, dict) or callable(lr_multipliers)):
+            isinstance(lr_multipliers, dict) or callable(lr_multipliers)
+        ):
             raise ValueError("lr_multipliers must be None, a dict or a callable")
         self._lr_multipliers = lr_multipliers
         self._variable_lr_multipliers = ()
@@ -382,19 +439,25 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         var_list = list(var_list)
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(
-            var_list, ["adam_m", "adam_v"])
-        self._variable_lr_multipliers = tuple(
-            self._lr_multiplier_for(v) for v in var_list)
+            var_list, ["adam_m", "adam_v"]
+        )
+        self._variable_lr_multipliers = tuple(self._lr_multiplier_for(v) for v in var_list)
         self._variable_use_weight_decay = tuple(
-            self._do_use_weight_decay(variable_path(v)) for v in var_list)
+            self._do_use_weight_decay(variable_path(v)) for v in var_list
+        )
 
     def apply(self, grads, trainable_variables=None):
-        if (not self.built and tf.inside_function() and tf.distribute.has_strategy()
-                and not tf.distribute.in_cross_replica_context()):
+        if (
+            not self.built
+            and tf.inside_function()
+            and tf.distribute.has_strategy()
+            and not tf.distribute.in_cross_replica_context()
+        ):
             raise RuntimeError(
                 "%s was not built before a distributed tf.function step: call "
                 "optimizer.build(model.trainable_variables) under strategy.scope() "
-                "first" % type(self).__name__)
+                "first" % type(self).__name__
+            )
         return super().apply(grads, trainable_variables)
 
     def _clip_by_global_norm(self, grads):
@@ -408,20 +471,22 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         return [None if g is None else next(clipped) for g in grads]
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                 for g in grads]
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         if not hasattr(self, "_all_reduce_sum_gradients"):  # not the TF backend
             super()._backend_update_step(
-                self._clip_by_global_norm(grads), trainable_variables, learning_rate)
+                self._clip_by_global_norm(grads), trainable_variables, learning_rate
+            )
             return
         # As the TF backend does, but clip after summing over replicas.
-        tvars = [v.value if isinstance(v, keras.Variable) else v
-                 for v in trainable_variables]
+        tvars = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
         grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, tvars)))
         grads = self._clip_by_global_norm([g for g, _ in grads_and_vars])
         tf.__internal__.distribute.interim.maybe_merge_call(
-            self._distributed_tf_update_step, self._distribution_strategy,
-            list(zip(grads, tvars)), learning_rate)
+            self._distributed_tf_update_step,
+            self._distribution_strategy,
+            list(zip(grads, tvars)),
+            learning_rate,
+        )
 
     def update_step(self, gradient, variable, learning_rate):
         """The reference's update for one variable."""
@@ -455,17 +520,20 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         if isinstance(spec, dict):
             spec = {str(k): float(v) for k, v in spec.items()}
         elif spec is not None:
-            spec = (keras.saving.serialize_keras_object(spec)
-                    if hasattr(spec, "get_config") else None)
-        config.update({
-            "weight_decay_rate": self.weight_decay_rate,
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "exclude_from_weight_decay": list(self._exclude_patterns),
-            "clip_norm": self.clip_norm,
-            "lr_multipliers": spec,
-        })
+            spec = (
+                keras.saving.serialize_keras_object(spec) if hasattr(spec, "get_config") else None
+            )
+        config.update(
+            {
+                "weight_decay_rate": self.weight_decay_rate,
+                "beta_1": self.beta_1,
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "exclude_from_weight_decay": list(self._exclude_patterns),
+                "clip_norm": self.clip_norm,
+                "lr_multipliers": spec,
+            }
+        )
         return config
 
 
@@ -476,11 +544,19 @@ def _read(variable):
     return tf.convert_to_tensor(variable)
 
 
-def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.0,
-                     warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
-                     layerwise_lr_decay_power=-1, n_transformer_layers=None,
-                     layerwise_lr_decay_reference_bug=False, clip_norm=1.0,
-                     **kwargs):
+def create_optimizer(
+    learning_rate,
+    num_train_steps,
+    weight_decay_rate=0.0,
+    warmup_steps=0,
+    warmup_proportion=0,
+    lr_decay_power=1.0,
+    layerwise_lr_decay_power=-1,
+    n_transformer_layers=None,
+    layerwise_lr_decay_reference_bug=False,
+    clip_norm=1.0,
+    **kwargs,
+):
     """The reference's ``create_optimizer`` settings as an :class:`AdamWeightDecay`.
 
     Schedule: :class:`PolynomialDecayWithWarmup`; Adam constants 0.9 / 0.999 /
@@ -489,8 +565,12 @@ def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.0,
     :func:`layerwise_lr_multipliers`).
     """
     schedule = PolynomialDecayWithWarmup(
-        learning_rate, num_train_steps, num_warmup_steps=warmup_steps,
-        lr_decay_power=lr_decay_power, warmup_proportion=warmup_proportion)
+        learning_rate,
+        num_train_steps,
+        num_warmup_steps=warmup_steps,
+        lr_decay_power=lr_decay_power,
+        warmup_proportion=warmup_proportion,
+    )
     lr_multipliers = kwargs.pop("lr_multipliers", None)
     if layerwise_lr_decay_power is not None and layerwise_lr_decay_power > 0:
         if lr_multipliers is not None:
@@ -498,10 +578,18 @@ def create_optimizer(learning_rate, num_train_steps, weight_decay_rate=0.0,
         if n_transformer_layers is None:
             raise ValueError("layer-wise learning-rate decay needs n_transformer_layers")
         lr_multipliers = LayerwiseLRDecay(
-            n_transformer_layers, layerwise_lr_decay_power,
-            layerwise_lr_decay_reference_bug=layerwise_lr_decay_reference_bug)
+            n_transformer_layers,
+            layerwise_lr_decay_power,
+            layerwise_lr_decay_reference_bug=layerwise_lr_decay_reference_bug,
+        )
     return AdamWeightDecay(
-        learning_rate=schedule, weight_decay_rate=weight_decay_rate, beta_1=0.9,
-        beta_2=0.999, epsilon=1e-6,
+        learning_rate=schedule,
+        weight_decay_rate=weight_decay_rate,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
         exclude_from_weight_decay=DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY,
-        clip_norm=clip_norm, lr_multipliers=lr_multipliers, **kwargs)
+        clip_norm=clip_norm,
+        lr_multipliers=lr_multipliers,
+        **kwargs,
+    )

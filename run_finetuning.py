@@ -11,33 +11,24 @@ file; every key is a `configure_finetuning.FinetuningConfig` field. Dashed flag 
 (`--data-dir`) work too.
 """
 
-from absl import flags
-
-from electra_tf import flags_util
+from electra_tf import cli
 from electra_tf import hparams as hparams_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.runner import run_finetuning
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Location of data files (model weights, etc).")
-flags.DEFINE_string("model_name", None, "The name of the model being fine-tuned.")
-flags.DEFINE_string("hparams", "{}", "JSON dict of model hyperparameters, or a JSON file path.")
+
+def main(fv):
+    values = hparams_lib.load_hparams(fv.hparams)
+    run_finetuning(FinetuningConfig(fv.model_name, fv.data_dir, **values))
 
 
-def main(argv):
-    del argv
-    for name in ("data_dir", "model_name"):
-        if not FLAGS[name].value:
-            raise flags.IllegalFlagValueError(f"--{name} is required")
-    config = FinetuningConfig(
-        FLAGS.model_name, FLAGS.data_dir, **hparams_lib.load_hparams(FLAGS.hparams)
-    )
-    run_finetuning(config)
-
-
-def run():
-    flags_util.run_main(main)
-
+COMMAND = cli.Command(
+    usage="--data_dir=DATA --model_name=NAME [--hparams=JSON]",
+    define_flags=lambda fv: cli.define_run_flags(fv, "fine-tuned"),
+    main=main,
+    required=("data_dir", "model_name"),
+)
+run = COMMAND.entry_point
 
 if __name__ == "__main__":
     run()

@@ -34,7 +34,7 @@ import uuid
 import tensorflow as tf
 from absl import flags, logging
 
-from electra_tf import flags_util, tokenization
+from electra_tf import cli, tokenization
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 JOINER = "##"
@@ -652,31 +652,16 @@ def _define_flags(fv):
     return fv
 
 
-def main(argv=None):
-    """Command-line entry point; returns the exit status."""
-    argv = list(sys.argv if argv is None else argv)
-    fv = _define_flags(flags.FlagValues())
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(
-            f"Usage: {argv[0]} --corpus_dir=DIR|--corpus_files=F1,F2 --output_file=vocab.txt "
-            "[flags]\n\n" + fv.get_help()
-        )
-        return 0
-    try:
-        rest = fv(flags_util.normalize_argv(argv, NEGATIONS))
-        if len(rest) > 1:
-            raise flags.Error(f"unexpected arguments: {rest[1:]}")
-        corpus = ([fv.corpus_dir] if fv.corpus_dir else []) + list(fv.corpus_files or [])
-        if not corpus:
-            raise flags.Error("--corpus_dir or --corpus_files is required")
-        if not fv.output_file:
-            raise flags.Error("--output_file is required")
-        if not 0.0 <= fv.heldout_fraction < 1.0:
-            raise flags.Error("--heldout_fraction must be in [0, 1)")
-    except flags.Error as e:
-        print(f"{argv[0]}: {e}\nTry --help.", file=sys.stderr)
-        return 2
+def _validate(fv):
+    if not fv.corpus_dir and not fv.corpus_files:
+        raise flags.Error("--corpus_dir or --corpus_files is required")
+    if not 0.0 <= fv.heldout_fraction < 1.0:
+        raise flags.Error("--heldout_fraction must be in [0, 1)")
 
+
+def main(fv):
+    """Learns the vocabulary the flags describe; prints the held-out [UNK] rate when asked."""
+    corpus = ([fv.corpus_dir] if fv.corpus_dir else []) + list(fv.corpus_files or [])
     files = list_corpus_files(corpus)
     max_lines, heldout = fv.max_lines, None
     if fv.heldout_fraction > 0:
@@ -730,11 +715,15 @@ def main(argv=None):
     return 0
 
 
-def run():
-    flags.FLAGS.mark_as_parsed()  # absl's own flags at their defaults: log to stderr quietly
-    logging.set_verbosity(logging.INFO)
-    sys.exit(main(sys.argv))
-
+COMMAND = cli.Command(
+    usage="--corpus_dir=DIR|--corpus_files=F1,F2 --output_file=vocab.txt [flags]",
+    define_flags=_define_flags,
+    main=main,
+    required=("output_file",),
+    negations=NEGATIONS,
+    validate=_validate,
+)
+run = COMMAND.entry_point
 
 if __name__ == "__main__":
     run()

@@ -7,7 +7,9 @@ import pytest
 import tensorflow as tf
 
 import configure_pretraining
+from electra_tf import fileio
 from electra_tf import hparams as hp
+from electra_tf.modeling import sizes
 from electra_tf.pretraining.config import PretrainingConfig
 
 # The reference's PretrainingConfig defaults (google-research/electra,
@@ -166,7 +168,7 @@ def test_passed_hparams_override_size_and_debug_defaults():
 def test_unknown_hparam_names_closest_key():
     with pytest.raises(ValueError) as e:
         PretrainingConfig("m", "/d", lerning_rate=1e-4)
-    assert "Unknown hparam 'lerning_rate'; did you mean 'learning_rate'?" in str(e.value)
+    assert "Unknown hparam 'lerning_rate' (did you mean 'learning_rate'?)" in str(e.value)
     config = PretrainingConfig("m", "/d")
     with pytest.raises(ValueError, match="did you mean 'train_batch_size'"):
         config.update({"learning_rate": 1.0, "train_batch_sise": 3})
@@ -195,8 +197,13 @@ def test_load_hparams_from_string_file_and_none():
         hp.load_hparams(_ram_path("missing.json"))
     with pytest.raises(ValueError, match="must be a JSON object"):
         hp.load_hparams(_write(_ram_path("list.json"), [1, 2]))
-    with pytest.raises(ValueError, match="Could not parse"):
+    with pytest.raises(ValueError, match="--hparams: invalid JSON at column 2"):
         hp.load_hparams("{not json")
+    broken = _ram_path("broken.json")
+    with tf.io.gfile.GFile(broken, "w") as f:
+        f.write('{\n  "seed": 1,\n  "x": \n}')
+    with pytest.raises(ValueError, match=f"{broken}: invalid JSON at line 4 column 1"):
+        hp.load_hparams(broken)
 
 
 def test_json_roundtrip_on_ram():
@@ -329,11 +336,13 @@ def test_model_size_by_path_and_unknown_size():
 
     bad = _write(_ram_path("bad_size.json"), {"hidden_sise": 3})
     with pytest.raises(ValueError, match="did you mean 'hidden_size'"):
-        hp.load_model_size(bad)
+        sizes.load_model_size(bad)
 
 
 def test_bundled_sizes():
-    assert {"small", "base", "large", "tiny", "small_ex", "demo"} <= set(hp.available_model_sizes())
+    assert {"small", "base", "large", "tiny", "small_ex", "demo"} <= set(
+        sizes.available_model_sizes()
+    )
     expected = {
         "small": (12, 256, 4, 1024, 128),
         "base": (12, 768, 12, 3072, 768),
@@ -343,7 +352,7 @@ def test_bundled_sizes():
         "demo": (2, 128, 2, 512, 64),
     }
     for name, shape in expected.items():
-        size = hp.load_model_size(name)
+        size = sizes.load_model_size(name)
         assert (
             size["num_hidden_layers"],
             size["hidden_size"],
@@ -356,8 +365,50 @@ def test_bundled_sizes():
 
 
 def test_gfile_join():
-    assert hp.gfile_join("gs://b", "x", "y") == "gs://b/x/y"
-    assert hp.gfile_join("ram://", "x") == "ram://x"
-    assert hp.gfile_join("/a/", "b") == "/a/b"
-    assert hp.gfile_join("a", "/abs") == "/abs"
-    assert hp.gfile_join("a", "gs://c/d") == "gs://c/d"
+    assert fileio.join("gs://b", "x", "y") == "gs://b/x/y"
+    assert fileio.join("ram://", "x") == "ram://x"
+    assert fileio.join("/a/", "b") == "/a/b"
+    assert fileio.join("a", "/abs") == "/abs"
+    assert fileio.join("a", "gs://c/d") == "gs://c/d"
+
+
+@pytest.mark.parametrize(
+    "key,value,expected",
+    [
+        ("num_train_steps", "10", 'must be an integer, got "10" (str)'),
+        ("learning_rate", "fast", 'must be a number, got "fast" (str)'),
+        ("do_train", 1, "must be true or false, got 1 (int)"),
+        ("model_hparam_overrides", [1], "must be an object"),
+    ],
+)
+def test_wrong_hparam_types_name_the_key_and_the_type(key, value, expected):
+    with pytest.raises(ValueError) as e:
+        PretrainingConfig("m", "/d", **{key: value})
+    assert f"hparam {key!r} {expected}" in str(e.value)
+
+
+def test_integral_floats_and_ints_are_accepted_where_they_mean_the_same():
+    config = PretrainingConfig("m", "/d", num_train_steps=1e3, learning_rate=1)
+    assert (config.num_train_steps, config.learning_rate) == (1000, 1.0)
+    assert isinstance(config.num_train_steps, int) and isinstance(config.learning_rate, float)
+    assert PretrainingConfig("m", "/d", keep_checkpoint_max=None).keep_checkpoint_max is None
+
+
+@pytest.mark.parametrize(
+    "key", ["save_checkpoints_steps", "iterations_per_loop", "num_train_steps"]
+)
+def test_zero_counts_are_refused(key):
+    with pytest.raises(ValueError, match=f"hparam '{key}' must be positive, got 0"):
+        PretrainingConfig("m", "/d", **{key: 0})
+
+
+def test_a_saved_config_reloads_with_paths_derived_again_and_explicit_ones_kept():
+    saved = PretrainingConfig("old", "gs://b/data", vocab_file="gs://b/vocabs/v.txt", seed=3)
+    again = PretrainingConfig.from_hparams(saved.to_dict(), "new", "ram://elsewhere")
+    assert again.model_dir == "ram://elsewhere/models/new"
+    assert again.pretrain_tfrecords.startswith("ram://elsewhere/pretrain_tfrecords/")
+    assert again.results_txt == "ram://elsewhere/models/new/results/unsup_results.txt"
+    assert again.vocab_file == "gs://b/vocabs/v.txt"  # set explicitly: kept
+    assert again.seed == 3
+    plain = PretrainingConfig.from_hparams({"vocab_file": "/v.txt"}, "m", "/d")
+    assert (plain.vocab_file, plain.model_dir) == ("/v.txt", "/d/models/m")

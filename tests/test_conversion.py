@@ -130,8 +130,8 @@ def test_hf_export_matches_transformers_and_round_trips(converted, tmp_path):
     assert before.keys() == after.keys()
     for path, value in before.items():
         np.testing.assert_array_equal(after[path], value, err_msg=path)
-    assert back.config.model_hparams() == model.config.model_hparams()
-    assert back.config.generator_hparams() == model.config.generator_hparams()
+    assert back.pretrain_config.model_hparams() == model.pretrain_config.model_hparams()
+    assert back.pretrain_config.generator_hparams() == model.pretrain_config.generator_hparams()
 
 
 def test_real_bert_loads_into_our_encoder():
@@ -234,9 +234,9 @@ def test_sharded_and_legacy_hf_weights_load(converted, tmp_path):
 
 
 def test_cli_usage_errors(tmp_path, capsys):
-    assert cli.main(["electra-convert", "--from", "reference", "--to", "ours"]) == 2
+    assert cli.COMMAND(["electra-convert", "--from", "reference", "--to", "ours"]) == 2
     assert "--input is required" in capsys.readouterr().err
-    assert cli.main(["electra-convert", "--from=xla", "--to=hf", "--input=a", "--output=b"]) == 2
+    assert cli.COMMAND(["electra-convert", "--from=xla", "--to=hf", "--input=a", "--output=b"]) == 2
     with pytest.raises(ValueError, match="needs a vocabulary"):
         cli.convert("reference", "hf", _reference("small_like"), str(tmp_path), hparams=HEADS)
     with pytest.raises(ValueError, match="nothing to convert"):
@@ -271,7 +271,7 @@ def test_pretraining_continues_from_a_converted_checkpoint(tmp_path, capsys):
     _reference_vocab_data(data_dir)
     model_dir = f"{data_dir}/models/continued"
     keras.backend.clear_session()  # Dropout state names count the layers made in this process
-    cli.main(
+    cli.COMMAND(
         [
             "electra-convert",
             "--from=reference",

@@ -19,6 +19,7 @@ from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
+from electra_tf.training import model_dir as model_dir_lib
 
 TINY = {
     "hidden_size": 32,
@@ -128,8 +129,8 @@ def _config(data_dir, **hparams):
 
 
 def _checkpoint_value(directory, path):
-    return tf.train.load_checkpoint(runner_lib.resolve_checkpoint(directory)).get_tensor(
-        runner_lib.checkpoint_key(path)
+    return tf.train.load_checkpoint(model_dir_lib.resolve_checkpoint(directory)).get_tensor(
+        model_dir_lib.checkpoint_key(path)
     )
 
 
@@ -268,7 +269,7 @@ def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_
     np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, atol=1e-6)
 
     assert (
-        cli.main(
+        cli.COMMAND(
             [
                 "electra-convert",
                 "--from",
@@ -294,7 +295,7 @@ def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_
     torch = pytest.importorskip("torch")
     hf_dir = str(tmp_path / "question_pair_hf")
     assert (
-        cli.main(
+        cli.COMMAND(
             [
                 "electra-convert",
                 "--from",
@@ -435,11 +436,11 @@ def test_restore_is_exact_and_errors_name_what_is_missing(data_dir, tmp_path):
     config = _config(data_dir, task_names=["korsts"], model_dir=scratch)
     runner = runner_lib.FinetuningRunner(config)
     model, _ = runner.build(runner.tasks[0], 1, num_train_steps=1)
-    runner_lib.restore_variables(model.encoder.trainable_variables, config.init_checkpoint)
+    model_dir_lib.restore_variables(model.encoder.trainable_variables, config.init_checkpoint)
     for v in model.encoder.trainable_variables:
         np.testing.assert_array_equal(v.numpy(), _checkpoint_value(config.init_checkpoint, v.path))
     with pytest.raises(ValueError, match="task_specific_korsts/dense"):
-        runner_lib.restore_variables(model.trainable_variables, config.init_checkpoint)
+        model_dir_lib.restore_variables(model.trainable_variables, config.init_checkpoint)
     deeper = _config(
         data_dir,
         task_names=["korsts"],

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf.pretraining import masking
+from electra_tf.training import seeds
 
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
 SPECIAL = (PAD, CLS, SEP, MASK)
@@ -69,7 +70,7 @@ def test_uniform_masks_exact_count_of_distinct_candidates(mask_prob):
     ids, mask = _batch(0, 96, 48)
     for step in range(3):
         out = _mask(
-            ids, mask, masking.derive_seed(1, step), mask_prob=mask_prob, max_predictions_per_seq=6
+            ids, mask, seeds.derive_seed(1, step), mask_prob=mask_prob, max_predictions_per_seq=6
         )
         chosen, changed = _check_layout(out, ids, mask)
         expected = _budget(_candidates(ids, mask).sum(1), mask_prob, 6)
@@ -90,14 +91,14 @@ def _corruption_rates(out, ids):
 
 def test_mask_token_split_matches_probabilities():
     ids, mask = _batch(1, 512, 64)
-    out = _mask(ids, mask, masking.derive_seed(2), mask_prob=0.25, max_predictions_per_seq=16)
+    out = _mask(ids, mask, seeds.derive_seed(2), mask_prob=0.25, max_predictions_per_seq=16)
     n, to_mask, to_random = _corruption_rates(out, ids)
     assert n > 3000 and abs(to_mask - 0.85) < 5 * np.sqrt(0.85 * 0.15 / n) and to_random == 0
 
     out = _mask(
         ids,
         mask,
-        masking.derive_seed(3),
+        seeds.derive_seed(3),
         mask_prob=0.25,
         max_predictions_per_seq=16,
         mask_token_prob=0.8,
@@ -116,7 +117,7 @@ def test_with_replacement_follows_the_reference():
     out = _mask(
         ids,
         mask,
-        masking.derive_seed(4),
+        seeds.derive_seed(4),
         mask_prob=0.5,
         max_predictions_per_seq=12,
         with_replacement=True,
@@ -152,7 +153,7 @@ def test_whole_word_masks_whole_words_greedily(feature):
     out = _mask(
         ids,
         mask,
-        masking.derive_seed(5),
+        seeds.derive_seed(5),
         mask_prob=0.3,
         max_predictions_per_seq=num_slots,
         strategy="whole_word",
@@ -179,14 +180,14 @@ def test_whole_word_masks_whole_words_greedily(feature):
 def test_same_key_same_masks_and_steps_differ():
     ids, mask = _batch(4, 16, 32)
     kwargs = {"mask_prob": 0.2, "max_predictions_per_seq": 6}
-    first = _mask(ids, mask, masking.derive_seed(9, 100, 0), **kwargs)
-    again = _mask(ids, mask, masking.derive_seed(9, 100, 0), **kwargs)
+    first = _mask(ids, mask, seeds.derive_seed(9, 100, 0), **kwargs)
+    again = _mask(ids, mask, seeds.derive_seed(9, 100, 0), **kwargs)
     for key in first:
         np.testing.assert_array_equal(first[key], again[key])
     for seed in (
-        masking.derive_seed(9, 101, 0),
-        masking.derive_seed(9, 100, 1),
-        masking.derive_seed(8, 100, 0),
+        seeds.derive_seed(9, 101, 0),
+        seeds.derive_seed(9, 100, 1),
+        seeds.derive_seed(8, 100, 0),
     ):
         other = _mask(ids, mask, seed, **kwargs)
         assert not np.array_equal(first["masked_lm_positions"], other["masked_lm_positions"])
@@ -212,7 +213,7 @@ def test_jit_compiled_matches_eager():
     ]
 
     def step(seed, global_step):
-        key = masking.derive_seed(seed, global_step)
+        key = seeds.derive_seed(seed, global_step)
         outs = [masking.mask_inputs(ids, mask, key, **common, **v) for v in variants]
         sampled = masking.sample_from_softmax(logits, key, temperature=0.7)
         return outs, masking.unmask(outs[2]), sampled
@@ -233,7 +234,7 @@ def test_sample_from_softmax_distribution_and_disallow(temperature):
     disallow = tf.one_hot(tf.zeros([n], tf.int32), 6)
     ids = masking.sample_from_softmax(
         tf.tile(logits[None], [n, 1]),
-        masking.derive_seed(11),
+        seeds.derive_seed(11),
         temperature=temperature,
         disallow=disallow,
     ).numpy()
@@ -274,7 +275,7 @@ def test_scatter_update_and_unmask():
         out = masking.mask_inputs(
             tf.constant(ids),
             tf.constant(mask),
-            masking.derive_seed(12),
+            seeds.derive_seed(12),
             mask_prob=0.3,
             max_predictions_per_seq=8,
             mask_id=MASK,

@@ -12,7 +12,7 @@ import tensorflow as tf
 from electra_tf import tokenization
 from electra_tf.conversion import saved_model
 from electra_tf.finetuning import features
-from electra_tf.finetuning.model import FinetuningModel
+from electra_tf.finetuning.model import build_finetuning_model
 from electra_tf.finetuning.tasks import InputExample, Task
 from electra_tf.modeling import EncoderConfig
 
@@ -57,7 +57,7 @@ def _model(kind):
         labels={"classification": LABELS, "tagging": ("PER",)}.get(kind),
         regression_range=(0.0, 5.0) if kind == "regression" else None,
     )
-    model = FinetuningModel(config, task, None)
+    model = build_finetuning_model(config, task)
     model.build_all(MAX_SEQ_LENGTH)
     rng = np.random.default_rng(0)
     for v in model.variables:  # large random weights: outputs that differ between inputs

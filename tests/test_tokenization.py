@@ -132,10 +132,12 @@ def _fuzz_texts(seed, n):
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30))) for _ in range(n)]
 
 
-@pytest.mark.parametrize("lower,strip", [(True, None), (True, False), (False, None), (False, True)])
-def test_fast_path_matches_reference_path_on_hard_random_text(small_vocab, lower, strip):
+@pytest.mark.parametrize(
+    "lower,strip,seed", [(True, None, 11), (True, False, 12), (False, None, 13), (False, True, 14)]
+)
+def test_fast_path_matches_reference_path_on_hard_random_text(small_vocab, lower, strip, seed):
     tokenizer = tokenization.FullTokenizer(small_vocab, lower, strip)
-    texts = _fuzz_texts(seed=hash((lower, strip)) % 1000, n=3000)
+    texts = _fuzz_texts(seed=seed, n=3000)  # fixed seeds: the same texts in every process
     expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(t)) for t in texts]
     got = tokenizer.encode_batch(texts)
     bad = [t for t, e, g in zip(texts, expected, got) if e != g]

@@ -20,12 +20,11 @@ Hugging Face side is imported only when used: it needs the `hf` extra (safetenso
 
 import json
 import posixpath
-import sys
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import flags
 
-from electra_tf import flags_util
+from electra_tf import cli
 from electra_tf import hparams as hp
 from electra_tf.conversion import reference, saved_model
 
@@ -72,7 +71,7 @@ def _write_ours(model, output, vocab_file):
         f"Wrote {checkpoint}. Continue pre-training with:\n  python run_pretraining.py "
         f"--data_dir={posixpath.dirname(posixpath.dirname(model_dir))} "
         f"--model_name={posixpath.basename(model_dir)} "
-        f"--hparams='{json.dumps(reference.architecture_hparams(model.config))}'"
+        f"--hparams='{json.dumps(reference.architecture_hparams(model.pretrain_config))}'"
     )
     return [checkpoint]
 
@@ -156,30 +155,9 @@ def _define_flags(fv):
         "keys the input does not tell (e.g. num_attention_heads).",
         flag_values=fv,
     )
-    return fv
 
 
-def main(argv=None):
-    """Command-line entry point; returns the exit status."""
-    argv = list(sys.argv if argv is None else argv)
-    fv = _define_flags(flags.FlagValues())
-    if any(a in ("-h", "--help", "-help", "--helpfull") for a in argv[1:]):
-        print(
-            f"Usage: {argv[0]} --from {{{','.join(sorted(READERS))}}} "
-            f"--to {{{','.join(sorted(WRITERS))}}} --input PATH --output PATH [flags]\n\n"
-            + fv.get_help()
-        )
-        return 0
-    try:
-        rest = fv(flags_util.normalize_argv(argv))
-        if len(rest) > 1:
-            raise flags.Error(f"unexpected arguments: {rest[1:]}")
-        for name in ("from", "to", "input", "output"):
-            if fv[name].value is None:
-                raise flags.Error(f"--{name} is required")
-    except flags.Error as e:
-        print(f"{argv[0]}: {e}\nTry --help.", file=sys.stderr)
-        return 2
+def main(fv):
     convert(
         fv["from"].value,
         fv["to"].value,
@@ -188,14 +166,16 @@ def main(argv=None):
         vocab_file=fv["vocab_file"].value,
         hparams=fv["hparams"].value,
     )
-    return 0
 
 
-def run():
-    flags.FLAGS.mark_as_parsed()  # absl's own flags at their defaults: log to stderr quietly
-    logging.set_verbosity(logging.INFO)
-    sys.exit(main(sys.argv))
-
+COMMAND = cli.Command(
+    usage=f"--from {{{','.join(sorted(READERS))}}} --to {{{','.join(sorted(WRITERS))}}} "
+    "--input PATH --output PATH [flags]",
+    define_flags=_define_flags,
+    main=main,
+    required=("from", "to", "input", "output"),
+)
+run = COMMAND.entry_point
 
 if __name__ == "__main__":
     run()

@@ -94,7 +94,7 @@ def from_hf(path, value, shape, name, source):
     return np.reshape(np.asarray(value.T if path.endswith("kernel") else value, np.float32), shape)
 
 
-def _tensors(variables, prefix=""):
+def tensors_of(variables, prefix=""):
     tensors = {}
     for variable in variables:
         if not reference.is_rng_state(variable.path):
@@ -112,7 +112,7 @@ def _head_variables(head):
 # ----- writing ------------------------------------------------------------------------------------
 
 
-def _hf_config(encoder_config, architecture):
+def hf_config(encoder_config, architecture):
     # EncoderConfig's fields are ElectraConfig's.
     return dict(
         encoder_config.to_dict(),
@@ -122,7 +122,7 @@ def _hf_config(encoder_config, architecture):
     )
 
 
-def _write_folder(output_dir, config, tensors, vocab_file, do_lower_case):
+def write_folder(output_dir, config, tensors, vocab_file, do_lower_case):
     """config.json, model.safetensors and the tokenizer files of one HF model."""
     vocab = tokenization.load_vocab(vocab_file)
     if len(vocab) > config["vocab_size"]:
@@ -158,18 +158,22 @@ def _write_folder(output_dir, config, tensors, vocab_file, do_lower_case):
 
 def save_encoder(encoder, output_dir, vocab_file, do_lower_case=True):
     """A `TransformerEncoder` -> an `ElectraModel` folder."""
-    config = _hf_config(encoder.config, "ElectraModel")
-    return _write_folder(output_dir, config, _tensors(encoder.variables), vocab_file, do_lower_case)
+    config = hf_config(encoder.config, "ElectraModel")
+    return write_folder(
+        output_dir, config, tensors_of(encoder.variables), vocab_file, do_lower_case
+    )
 
 
 def save_discriminator(model, output_dir, vocab_file):
     """A `PretrainingModel`'s discriminator and its head -> an `ElectraForPreTraining` folder."""
     if model.discriminator_head is None:
         raise ValueError("This model has no discriminator head (electra_objective is off).")
-    config = _hf_config(model.discriminator.config, "ElectraForPreTraining")
-    tensors = _tensors(model.discriminator.variables, "electra.")
-    tensors.update(_tensors(_head_variables(model.discriminator_head)))
-    return _write_folder(output_dir, config, tensors, vocab_file, model.config.do_lower_case)
+    config = hf_config(model.discriminator.config, "ElectraForPreTraining")
+    tensors = tensors_of(model.discriminator.variables, "electra.")
+    tensors.update(tensors_of(_head_variables(model.discriminator_head)))
+    return write_folder(
+        output_dir, config, tensors, vocab_file, model.pretrain_config.do_lower_case
+    )
 
 
 def save_generator(model, output_dir, vocab_file):
@@ -181,11 +185,13 @@ def save_generator(model, output_dir, vocab_file):
             f"ElectraForMaskedLM's generator head always applies gelu; this model's "
             f"uses {model.generator.config.hidden_act!r}."
         )
-    config = _hf_config(model.generator.config, "ElectraForMaskedLM")
-    tensors = _tensors(model.generator.variables, "electra.")
-    tensors.update(_tensors(_head_variables(model.generator_head)))
+    config = hf_config(model.generator.config, "ElectraForMaskedLM")
+    tensors = tensors_of(model.generator.variables, "electra.")
+    tensors.update(tensors_of(_head_variables(model.generator_head)))
     tensors["generator_lm_head.weight"] = tensors["electra.embeddings.word_embeddings.weight"]
-    return _write_folder(output_dir, config, tensors, vocab_file, model.config.do_lower_case)
+    return write_folder(
+        output_dir, config, tensors, vocab_file, model.pretrain_config.do_lower_case
+    )
 
 
 def save_pretraining_model(model, output_dir, vocab_file):

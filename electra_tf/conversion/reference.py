@@ -12,7 +12,6 @@ from named arrays (`collect_weights`, `assign_weights`, the dense-layout reshape
 `electra_tf.conversion.huggingface`.
 """
 
-import json
 import posixpath
 import re
 
@@ -20,16 +19,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import hparams as hp
-from electra_tf import tokenization
-from electra_tf.data import records
-from electra_tf.modeling import EncoderConfig
+from electra_tf import fileio, tokenization
+from electra_tf.modeling import EncoderConfig, sizes
 from electra_tf.pretraining.config import PretrainingConfig
-from electra_tf.pretraining.model import PretrainingModel
-from electra_tf.pretraining.trainer import ENCODER_CONFIG
-from electra_tf.training import loop, optimization
+from electra_tf.pretraining.model import build_pretraining_model
+from electra_tf.pretraining.trainer import create_optimizer
+from electra_tf.training import model_dir as model_dir_lib
 
-PRETRAIN_CONFIG = "pretrain_config.json"
 # Top-level scopes of a PretrainingModel's variable paths.
 PARTS = ("electra", "generator", "generator_predictions", "discriminator_predictions")
 # Hparams that fix the model's variables: what `run_pretraining.py` must be given to resume.
@@ -44,16 +40,6 @@ ARCHITECTURE_HPARAMS = (
     "untied_generator_embeddings",
     "generator_hidden_size",
     "generator_layers",
-)
-# Hparams derived from model_name / data_dir; rebuilt for the directory a config is written to.
-_PATH_HPARAMS = (
-    "model_name",
-    "pretrain_tfrecords",
-    "vocab_file",
-    "model_dir",
-    "results_txt",
-    "results_pkl",
-    "results_json",
 )
 # Optimizer state that TF1 pre-training checkpoints hold beside the weights.
 _OPTIMIZER_SUFFIXES = ("/adam_m", "/adam_v")
@@ -128,8 +114,9 @@ def new_model(config, vocab_file=None):
         vocab = tokenization.load_vocab(vocab_file)
         mask_id = vocab.get("[MASK]", 0)
         special_ids = sorted({vocab.get(t, 0) for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")})
-    model = PretrainingModel(config, mask_id, special_ids)
+    model = build_pretraining_model(config, mask_id, special_ids)
     model.build_all(batch_size=1)
+    model.pretrain_config = config  # what conversions write back (casing, architecture hparams)
     return model
 
 
@@ -185,7 +172,7 @@ def pretraining_config(
     """
     hparams = dict(hparams or {})
     given = dict(hparams.pop("model_hparam_overrides", {}))
-    for key in hp.ENCODER_KEYS:
+    for key in sizes.ENCODER_KEYS:
         if key in hparams:
             given[key] = hparams.pop(key)
     arch = dict(defaults or {})
@@ -323,37 +310,26 @@ def load_reference_checkpoint(path, hparams=None, vocab_file=None):
 # ----- this project's model directories -----------------------------------------------------------
 
 
-def _unescape(key):
-    """`model/electra.Slayer_0.S.../.ATTRIBUTES/VARIABLE_VALUE` -> `electra/layer_0/...`."""
-    name = key[len("model/") : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
-    return re.sub(r"\.(.)", lambda m: "/" if m.group(1) == "S" else m.group(1), name)
-
-
 def read_model_dir_config(model_dir):
-    """The `PretrainingConfig` saved in `model_dir/pretrain_config.json`."""
-    path = posixpath.join(model_dir, PRETRAIN_CONFIG)
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} not found: not a run_pretraining.py model directory.")
-    values = {k: v for k, v in hp.load_hparams(path).items() if k not in _PATH_HPARAMS}
-    return PretrainingConfig(posixpath.basename(model_dir.rstrip("/")), "", **values)
+    """The `PretrainingConfig` saved in a pre-trained model directory."""
+    saved = model_dir_lib.read(model_dir, model_dir_lib.PRETRAIN_CONFIG)
+    if saved is None:
+        raise FileNotFoundError(
+            f"{fileio.join(model_dir, model_dir_lib.PRETRAIN_CONFIG)} not found: not a "
+            "run_pretraining.py model directory."
+        )
+    return PretrainingConfig.from_hparams(
+        saved, fileio.basename(model_dir), fileio.dirname(fileio.dirname(model_dir))
+    )
 
 
 def load_model_dir(path, vocab_file=None):
     """A `run_pretraining.py` model dir (its latest checkpoint) or one `ckpt-N` in it ->
     `PretrainingModel`; the sizes come from its pretrain_config.json."""
-    if tf.io.gfile.isdir(path):
-        model_dir, checkpoint = path, tf.train.latest_checkpoint(path)
-        if checkpoint is None:
-            raise FileNotFoundError(f"No checkpoint in {path}.")
-    else:
-        model_dir, checkpoint = posixpath.dirname(path), path
-    model = new_model(read_model_dir_config(model_dir), vocab_file)
+    checkpoint = model_dir_lib.resolve_checkpoint(path, "--input")
+    model = new_model(read_model_dir_config(model_dir_lib.checkpoint_dir(path)), vocab_file)
+    keys = model_dir_lib.checkpoint_variables(checkpoint)
     reader = tf.train.load_checkpoint(checkpoint)
-    keys = {
-        _unescape(k): k
-        for k in reader.get_variable_to_shape_map()
-        if k.startswith("model/") and k.endswith("/.ATTRIBUTES/VARIABLE_VALUE")
-    }
 
     def lookup(our_path, shape):
         if our_path not in keys:
@@ -376,7 +352,7 @@ def save_model_dir(model, model_dir, vocab_file=None):
     """Writes `model` as a `run_pretraining.py` model dir, to continue pre-training from.
 
     `model_dir` should be DATA/models/NAME. Writes `ckpt-0` (the weights plus a fresh optimizer:
-    the trainer restores both), encoder_config.json, pretrain_config.json (model.config with its
+    the trainer restores both), encoder_config.json, pretrain_config.json (model.pretrain_config with its
     paths rebuilt for DATA and NAME) and a copy of `vocab_file` as vocab.txt.
 
     The checkpoint keys Dropout's random states by Keras' auto-numbered names, which count every
@@ -390,30 +366,24 @@ def save_model_dir(model, model_dir, vocab_file=None):
             f"{model_dir} already holds a checkpoint; pre-training would resume "
             "from it. Choose an empty directory."
         )
-    values = {k: v for k, v in model.config.to_dict().items() if k not in _PATH_HPARAMS}
-    config = PretrainingConfig(
-        posixpath.basename(model_dir), posixpath.dirname(posixpath.dirname(model_dir)), **values
+    config = PretrainingConfig.from_hparams(
+        model.pretrain_config.to_dict(),
+        fileio.basename(model_dir),
+        fileio.dirname(fileio.dirname(model_dir)),
     )
-    optimizer = optimization.create_optimizer(
-        config.learning_rate,
-        config.num_train_steps,
-        weight_decay_rate=config.weight_decay_rate,
-        warmup_steps=config.num_warmup_steps,
-        lr_decay_power=config.lr_decay_power,
-    )
+    optimizer = create_optimizer(config)
     optimizer.build(model.trainable_variables)
     tf.io.gfile.makedirs(model_dir)
-    checkpoint = tf.train.Checkpoint(model=loop.named_variables(model), optimizer=optimizer)
+    checkpoint = model_dir_lib.new_checkpoint(model, optimizer)
     path = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None).save(
         checkpoint_number=0
     )
-    records.write_text_atomic(
-        f"{model_dir}/{ENCODER_CONFIG}",
-        json.dumps(model.discriminator.config.to_dict(), indent=2, sort_keys=True) + "\n",
+    model_dir_lib.write(
+        model_dir, model_dir_lib.ENCODER_CONFIG, model.discriminator.config.to_dict()
     )
-    records.write_text_atomic(f"{model_dir}/{PRETRAIN_CONFIG}", config.to_json())
+    model_dir_lib.write(model_dir, model_dir_lib.PRETRAIN_CONFIG, config.to_dict())
     if vocab_file:
-        tf.io.gfile.copy(vocab_file, f"{model_dir}/vocab.txt", overwrite=True)
+        tf.io.gfile.copy(vocab_file, fileio.join(model_dir, model_dir_lib.VOCAB), overwrite=True)
     if posixpath.basename(posixpath.dirname(model_dir)) != "models":
         logging.warning(
             "run_pretraining.py looks for models in DATA/models/NAME; %s is not there.", model_dir

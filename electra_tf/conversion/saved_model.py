@@ -30,14 +30,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import hparams as hp
-from electra_tf import tokenization
-from electra_tf.finetuning.config import TASK_INFO, checkpoint_dir, read_json
-from electra_tf.finetuning.model import FinetuningModel
-from electra_tf.finetuning.runner import restore_variables
+from electra_tf import fileio, tokenization
+from electra_tf.finetuning.model import FinetuningModel, build_finetuning_model
 from electra_tf.finetuning.tasks import Task
 from electra_tf.modeling import EncoderConfig
-from electra_tf.pretraining.trainer import ENCODER_CONFIG
+from electra_tf.training import model_dir as model_dir_lib
 
 # gelu(x) == x in float32 for x >= this (erf(x / sqrt(2)) rounds to 1).
 _GELU_IDENTITY_FROM = 6.0
@@ -208,15 +205,13 @@ def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_
     last = f"{encoder.name}/layer_{encoder.config.num_hidden_layers - 1}/output_layer_norm/"
     values = {v.path: v.numpy() for v in encoder.variables}
     head = model.head.dense
-    tensors = huggingface._tensors(encoder.variables, "electra.")  # pylint: disable=protected-access
+    tensors = huggingface.tensors_of(encoder.variables, "electra.")
     tensors.update(
         _identity_head(
             head.kernel.numpy(), head.bias.numpy(), values[last + "gamma"], values[last + "beta"]
         )
     )
-    config = huggingface._hf_config(  # pylint: disable=protected-access
-        encoder.config, "ElectraForSequenceClassification"
-    )
+    config = huggingface.hf_config(encoder.config, "ElectraForSequenceClassification")
     config.update(
         num_labels=num_labels,
         id2label=dict(enumerate(label_list)),
@@ -224,9 +219,7 @@ def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_
     )
     if model.kind == "regression":
         config["problem_type"] = "regression"
-    return huggingface._write_folder(  # pylint: disable=protected-access
-        output_dir, config, tensors, vocab_file, do_lower_case
-    )
+    return huggingface.write_folder(output_dir, config, tensors, vocab_file, do_lower_case)
 
 
 @dataclasses.dataclass
@@ -263,7 +256,7 @@ class FinetunedModel:
 
 def is_finetuned_model_dir(path):
     """Whether `path` (a folder or a `ckpt-N` prefix in one) is a run_finetuning.py model dir."""
-    return tf.io.gfile.exists(hp.gfile_join(checkpoint_dir(path), TASK_INFO))
+    return model_dir_lib.describe(path)[model_dir_lib.TASK_INFO] is not None
 
 
 def load_finetuned_model(path, vocab_file=None):
@@ -271,17 +264,16 @@ def load_finetuned_model(path, vocab_file=None):
 
     The vocabulary is `vocab_file`, else the one the model was fine-tuned with (task_info.json).
     """
-    folder = checkpoint_dir(path)
-    files = {}
-    for name in (ENCODER_CONFIG, TASK_INFO):
-        files[name] = read_json(hp.gfile_join(folder, name))
+    folder = model_dir_lib.checkpoint_dir(path)
+    files = model_dir_lib.describe(path)
+    for name in (model_dir_lib.ENCODER_CONFIG, model_dir_lib.TASK_INFO):
         if files[name] is None:
             raise FileNotFoundError(
-                f"{hp.gfile_join(folder, name)} not found: {folder} is not a model "
+                f"{fileio.join(folder, name)} not found: {folder} is not a model "
                 "dir written by run_finetuning.py "
                 "(finetuning_models/<task>_model_<trial>)."
             )
-    info = files[TASK_INFO]
+    info = files[model_dir_lib.TASK_INFO]
     if info["kind"] not in _SENTENCE_KINDS:
         raise ValueError(
             f"{folder} holds a {info['kind']} model for task {info['task']!r}; only "
@@ -291,7 +283,7 @@ def load_finetuned_model(path, vocab_file=None):
     vocab_file = vocab_file or info["vocab_file"]
     if not tf.io.gfile.exists(vocab_file):
         raise FileNotFoundError(
-            f"Vocabulary {vocab_file} (from {folder}/{TASK_INFO}) not found: pass --vocab_file."
+            f"Vocabulary {vocab_file} (from {folder}/{model_dir_lib.TASK_INFO}) not found: pass --vocab_file."
         )
     task = Task(
         info["task"],
@@ -302,7 +294,8 @@ def load_finetuned_model(path, vocab_file=None):
         labels=info["label_list"],
         regression_range=info["regression_range"],
     )
-    model = FinetuningModel(EncoderConfig.from_dict(files[ENCODER_CONFIG]), task, None)
+    encoder_config = EncoderConfig.from_dict(files[model_dir_lib.ENCODER_CONFIG])
+    model = build_finetuning_model(encoder_config, task)
     model.build_all(info["max_seq_length"])
-    checkpoint = restore_variables(model.trainable_variables, path)
+    checkpoint = model_dir_lib.restore_variables(model.trainable_variables, path, "--input")
     return FinetunedModel(model, info, vocab_file, checkpoint)

@@ -26,7 +26,7 @@ import traceback
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import tokenization
+from electra_tf import fileio, tokenization
 from electra_tf.data import records
 
 BUILDER_VERSION = 1
@@ -476,7 +476,7 @@ def build_dataset(opts):
         "seconds": round(elapsed, 3),
         "chars_per_second": round(totals["chars"] / max(elapsed, 1e-9)),
     }
-    records.write_text_atomic(
+    fileio.write_text_atomic(
         join_path(opts.output_dir, DATASET_INFO), json.dumps(info, indent=2, sort_keys=True) + "\n"
     )
     logging.info(

@@ -6,9 +6,10 @@ format is ~6x faster and byte-compatible with `tf.io.parse_single_example` (see 
 """
 
 import functools
-import os
 
 import tensorflow as tf
+
+from electra_tf import fileio
 
 
 def _varint(value):
@@ -62,17 +63,12 @@ def encode_packed_example(packed_features):
     return _length_delimited(b"\x0a", b"".join(entries))  # Example.features
 
 
-def temporary_path(path):
-    """Where a file is written before its atomic rename into `path`."""
-    return f"{path}.tmp-{os.getpid()}"
-
-
 class AtomicRecordWriter:
     """A TFRecord file that appears under its final name only once complete (any tf.io.gfile path)."""
 
     def __init__(self, path):
         self.path = path
-        self._tmp = temporary_path(path)
+        self._tmp = fileio.temporary_path(path)
         self._writer = tf.io.TFRecordWriter(self._tmp)
 
     def write(self, record):
@@ -81,11 +77,3 @@ class AtomicRecordWriter:
     def close(self):
         self._writer.close()
         tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
-
-
-def write_text_atomic(path, text):
-    """Writes a small text file (results, metadata) via a temporary file and a rename."""
-    tmp = temporary_path(path)
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)

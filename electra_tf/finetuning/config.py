@@ -17,35 +17,17 @@ the init checkpoint fixes the encoder's shape (vocab_size and embedding_size inc
 Path hparams holding `{task}`, `{trial}` or `{split}` are templates filled per task and trial.
 """
 
-import json
-
 import tensorflow as tf
 
+from electra_tf import fileio
 from electra_tf import hparams as hp
 from electra_tf.finetuning import tasks as tasks_lib
-from electra_tf.pretraining.config import MIXED_PRECISION_POLICIES, STRATEGIES
-from electra_tf.pretraining.trainer import ENCODER_CONFIG
+from electra_tf.modeling import sizes
+from electra_tf.training import model_dir as model_dir_lib
+from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIES
 
-__all__ = [
-    "FinetuningConfig",
-    "FINETUNE_CONFIG",
-    "PRETRAIN_CONFIG",
-    "TASK_INFO",
-    "checkpoint_dir",
-    "read_json",
-]
+__all__ = ["FinetuningConfig"]
 
-PRETRAIN_CONFIG = "pretrain_config.json"  # written by run_pretraining.py
-FINETUNE_CONFIG = "finetune_config.json"  # written beside every fine-tuned model
-TASK_INFO = "task_info.json"  # the task's kind, labels and inputs, beside every fine-tuned model
-
-# The reference's run_finetuning shrinks the transformer in debug mode.
-_DEBUG_MODEL = {
-    "num_hidden_layers": 3,
-    "hidden_size": 144,
-    "intermediate_size": 144 * 4,
-    "num_attention_heads": 4,
-}
 _DEBUG_SETTINGS = {
     "save_checkpoints_steps": 1000000,
     "num_trials": 1,
@@ -58,21 +40,6 @@ _DEBUG_SETTINGS = {
 _INHERITED = ("model_size", "do_lower_case")
 
 
-def checkpoint_dir(path):
-    """The folder of a checkpoint given as a folder or as a `ckpt-N` prefix (any gfile path)."""
-    if tf.io.gfile.exists(path + ".index"):  # first: ram:// calls any name prefix a folder
-        return path.rsplit("/", 1)[0]
-    return path
-
-
-def read_json(path):
-    """A JSON file's value, or None when the file does not exist (any gfile path)."""
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path, "r") as f:
-        return json.loads(f.read())
-
-
 class FinetuningConfig(hp.HParams):
     """Fine-tuning hyperparameters.
 
@@ -83,6 +50,8 @@ class FinetuningConfig(hp.HParams):
         equal to one of `task_names` whose value is a dict is that task's JSON spec (moved into
         `task_specs`, see `electra_tf.finetuning.tasks`).
     """
+
+    NULLABLE = ("init_checkpoint", "keep_checkpoint_max")
 
     def __init__(self, model_name, data_dir, **hparams):
         hparams = dict(hparams)
@@ -153,25 +122,25 @@ class FinetuningConfig(hp.HParams):
 
         # locations
         self.data_dir = data_dir
-        pretrained_model_dir = hp.gfile_join(data_dir, "models", model_name)
-        self.raw_data_dir = hp.gfile_join(data_dir, "finetuning_data", "{task}")
-        self.vocab_file = hp.gfile_join(pretrained_model_dir, "vocab.txt")
+        pretrained_model_dir = fileio.join(data_dir, "models", model_name)
+        self.raw_data_dir = fileio.join(data_dir, "finetuning_data", "{task}")
+        self.vocab_file = fileio.join(pretrained_model_dir, model_dir_lib.VOCAB)
         if not tf.io.gfile.exists(self.vocab_file):
-            self.vocab_file = hp.gfile_join(data_dir, "vocab.txt")
+            self.vocab_file = fileio.join(data_dir, "vocab.txt")
         # A folder (its latest checkpoint) or a checkpoint prefix; None trains from scratch.
         self.init_checkpoint = pretrained_model_dir
-        self.model_dir = hp.gfile_join(
+        self.model_dir = fileio.join(
             pretrained_model_dir, "finetuning_models", "{task}_model_{trial}"
         )
         tasks_str = ",".join(hparams.get("task_names", self.task_names))
-        results_dir = hp.gfile_join(pretrained_model_dir, "results")
-        self.results_txt = hp.gfile_join(results_dir, tasks_str + "_results.txt")
-        self.results_json = hp.gfile_join(results_dir, tasks_str + "_results.json")
-        qa_dir = hp.gfile_join(results_dir, tasks_str + "_qa")
-        self.qa_eval_file = hp.gfile_join(qa_dir, "{task}_eval.json")
-        self.qa_preds_file = hp.gfile_join(qa_dir, "{task}_preds.json")
-        self.qa_na_file = hp.gfile_join(qa_dir, "{task}_null_odds.json")
-        self.test_predictions = hp.gfile_join(
+        results_dir = fileio.join(pretrained_model_dir, "results")
+        self.results_txt = fileio.join(results_dir, tasks_str + "_results.txt")
+        self.results_json = fileio.join(results_dir, tasks_str + "_results.json")
+        qa_dir = fileio.join(results_dir, tasks_str + "_qa")
+        self.qa_eval_file = fileio.join(qa_dir, "{task}_eval.json")
+        self.qa_preds_file = fileio.join(qa_dir, "{task}_preds.json")
+        self.qa_na_file = fileio.join(qa_dir, "{task}_null_odds.json")
+        self.test_predictions = fileio.join(
             pretrained_model_dir, "test_predictions", "trial_{trial}"
         )
 
@@ -189,15 +158,15 @@ class FinetuningConfig(hp.HParams):
         if self.debug and "init_checkpoint" not in hparams:
             self.init_checkpoint = None
         pretrained = self._pretrained_description()
-        self._encoder = pretrained.get(ENCODER_CONFIG)
-        inherited = {
-            k: v
-            for k, v in (pretrained.get("config") or {}).items()
-            if k in _INHERITED and k not in hparams
-        }
+        self._encoder = pretrained[model_dir_lib.ENCODER_CONFIG]
+        saved = (
+            pretrained[model_dir_lib.PRETRAIN_CONFIG] or pretrained[model_dir_lib.FINETUNE_CONFIG]
+        )
+        inherited = {k: v for k, v in (saved or {}).items() if k in _INHERITED and k not in hparams}
         self.update({k: v for k, v in inherited.items() if k == "model_size"})
         self.update(self._task_defaults())
-        self.update(self._size_defaults())
+        size = sizes.load_model_size(self.model_size)
+        self.update(self.size_defaults(size, "finetuning", ("embedding_size",)))
         self.update(inherited)
         if self._encoder is not None:
             self.update(
@@ -212,20 +181,25 @@ class FinetuningConfig(hp.HParams):
         self._validate()
 
     def _pretrained_description(self):
-        """The encoder and config JSON files beside the init checkpoint, when there are any."""
+        """The description files beside the init checkpoint ({file name: None} without one)."""
         if not self.init_checkpoint:
-            return {}
-        folder = checkpoint_dir(self.init_checkpoint)
-        config = read_json(hp.gfile_join(folder, PRETRAIN_CONFIG)) or read_json(
-            hp.gfile_join(folder, FINETUNE_CONFIG)
-        )
-        return {ENCODER_CONFIG: read_json(hp.gfile_join(folder, ENCODER_CONFIG)), "config": config}
+            return {
+                name: None
+                for name in (
+                    model_dir_lib.ENCODER_CONFIG,
+                    model_dir_lib.PRETRAIN_CONFIG,
+                    model_dir_lib.FINETUNE_CONFIG,
+                )
+            }
+        return model_dir_lib.describe(self.init_checkpoint)
 
     def task_kind(self, name):
         """A task's kind from its spec, its folder's task.json or the registry (None if unknown)."""
         spec = self.task_specs.get(name)
         if spec is None:
-            spec = read_json(hp.gfile_join(self.raw_data_dir.format(task=name), "task.json"))
+            spec = fileio.read_json(
+                fileio.join(self.raw_data_dir.format(task=name), "task.json"), missing_ok=True
+            )
         if isinstance(spec, dict):
             return spec.get("kind")
         task = tasks_lib.BUILTIN_TASKS.get(name)
@@ -238,69 +212,42 @@ class FinetuningConfig(hp.HParams):
         name = self.task_names[0]
         if name in ("rte", "sts"):
             return {"num_train_epochs": 10.0}
-        if "squad" in name or "qa" in name or self.task_kind(name) == "span_qa":
+        if self.task_kind(name) == "span_qa":  # from the task's kind, never from its name
             return {"max_seq_length": 512, "num_train_epochs": 2.0, "write_test_outputs": False}
         if name == "chunk":
             return {"max_seq_length": 256}
         return {"num_train_epochs": 3.0}
 
-    def _size_defaults(self):
-        size = hp.load_model_size(self.model_size)
-        defaults = {"embedding_size": size["embedding_size"]} if "embedding_size" in size else {}
-        section = size.get("finetuning", {})
-        for key in section:
-            if key not in self.hparam_names():
-                match = hp.closest_match(key, self.hparam_names())
-                raise ValueError(
-                    "Unknown hparam '%s' in the 'finetuning' section of model size %r%s"
-                    % (key, self.model_size, " (did you mean '%s'?)" % match if match else "")
-                )
-        defaults.update(section)
-        return defaults
-
     def _validate(self):
-        def check(name, allowed):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{name} must be one of {', '.join(map(repr, allowed))}, "
-                    f"got {getattr(self, name)!r}"
-                )
-
-        check("strategy", STRATEGIES)
-        check("mixed_precision", MIXED_PRECISION_POLICIES)
-        if (
-            not isinstance(self.task_names, (list, tuple))
-            or not self.task_names
-            or not all(isinstance(n, str) and n for n in self.task_names)
-        ):
+        self.check_choice("strategy", STRATEGIES)
+        self.check_choice("mixed_precision", MIXED_PRECISION_POLICIES)
+        self.check_positive(
+            "learning_rate",
+            "num_train_epochs",
+            "iterations_per_loop",
+            "save_checkpoints_steps",
+            "max_seq_length",
+            "train_batch_size",
+            "eval_batch_size",
+            "predict_batch_size",
+            "num_trials",
+            "vocab_size",
+        )
+        if not self.task_names or not all(isinstance(n, str) and n for n in self.task_names):
             raise ValueError(
                 f"task_names must be a non-empty list of task names, got {self.task_names!r}"
             )
-        if not isinstance(self.task_specs, dict) or not all(
-            isinstance(s, dict) for s in self.task_specs.values()
-        ):
+        if not all(isinstance(s, dict) for s in self.task_specs.values()):
             raise ValueError("task_specs must map task names to JSON task specs (objects)")
-        if not isinstance(self.num_trials, int) or self.num_trials < 1:
-            raise ValueError(f"num_trials must be a positive integer, got {self.num_trials!r}")
-        if not isinstance(self.model_hparam_overrides, dict):
-            raise ValueError(
-                f"model_hparam_overrides must be a dict, got {self.model_hparam_overrides!r}"
-            )
-        for key in self.model_hparam_overrides:
-            if key not in hp.ENCODER_KEYS:
-                match = hp.closest_match(key, hp.ENCODER_KEYS)
-                raise ValueError(
-                    f"Unknown key '{key}' in model_hparam_overrides"
-                    f"{f' (did you mean {match!r}?)' if match else ''}. Allowed keys: "
-                    f"{', '.join(hp.ENCODER_KEYS)}"
-                )
+        self.check_encoder_overrides(sizes.ENCODER_KEYS)
         if self._encoder is not None:
             for key in ("vocab_size", "embedding_size"):
                 if getattr(self, key) != self._encoder[key]:
                     raise ValueError(
                         f"{key}={getattr(self, key)} contradicts the pre-trained model's "
-                        f"{ENCODER_CONFIG} beside {self.init_checkpoint} ({key} {self._encoder[key]}); "
-                        f"leave {key} out, the pre-trained model fixes it."
+                        f"{model_dir_lib.ENCODER_CONFIG} beside {self.init_checkpoint} "
+                        f"({key} {self._encoder[key]}); leave {key} out, the pre-trained model "
+                        "fixes it."
                     )
 
     def model_hparams(self):
@@ -315,7 +262,7 @@ class FinetuningConfig(hp.HParams):
             args = dict(self._encoder)
             args.update(self.model_hparam_overrides)
         else:
-            args = hp.resolve_encoder_hparams(
+            args = sizes.resolve_encoder_hparams(
                 self.model_size,
                 vocab_size=self.vocab_size,
                 overrides=self.model_hparam_overrides,
@@ -324,5 +271,5 @@ class FinetuningConfig(hp.HParams):
                 ),
             )
         if self.debug:
-            args.update(_DEBUG_MODEL)
+            args.update(sizes.DEBUG_MODEL)
         return args

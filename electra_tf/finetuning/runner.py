@@ -24,21 +24,17 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import tokenization
-from electra_tf.data import records
+from electra_tf import fileio, tokenization
 from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
-from electra_tf.finetuning.config import FINETUNE_CONFIG, TASK_INFO
-from electra_tf.finetuning.model import FinetuningModel, label_keys
+from electra_tf.finetuning.model import build_finetuning_model, label_keys
 from electra_tf.modeling import EncoderConfig
-from electra_tf.pretraining.trainer import ENCODER_CONFIG
 from electra_tf.training import distribution, loop, optimization
+from electra_tf.training import model_dir as model_dir_lib
 
 __all__ = [
     "FinetuningRunner",
-    "checkpoint_key",
-    "restore_variables",
     "run_finetuning",
     "summarize",
     "task_info",
@@ -100,57 +96,7 @@ _CLUE_NAMES = {
 }
 
 
-# ----- pre-trained weights ----------------------------------------------------------------------
-
-
-def checkpoint_key(path):
-    """The key under which `tf.train.Checkpoint(model={path: variable})` saves a variable (the
-    layout of run_pretraining.py and run_finetuning.py checkpoints)."""
-    return "model/%s/.ATTRIBUTES/VARIABLE_VALUE" % path.replace(".", "..").replace("/", ".S")
-
-
-def resolve_checkpoint(path):
-    """A checkpoint prefix from a folder (its latest checkpoint) or a `ckpt-N` prefix."""
-    if tf.io.gfile.exists(path + ".index"):  # first: ram:// calls any name prefix a folder
-        return path
-    if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest:
-            return latest
-        raise FileNotFoundError(f"init_checkpoint {path} is a folder without checkpoints.")
-    raise FileNotFoundError(
-        f"init_checkpoint {path} not found: neither a folder of checkpoints nor a checkpoint prefix "
-        f"({path}.index). Pre-train with run_pretraining.py, point init_checkpoint at a "
-        "checkpoint, or set it to null to fine-tune from random weights."
-    )
-
-
-def restore_variables(variables, checkpoint):
-    """Loads each variable from the value saved under its path; returns the checkpoint prefix.
-
-    Raises ValueError naming the variables the checkpoint lacks or holds with another shape, before
-    anything is assigned.
-    """
-    prefix = resolve_checkpoint(checkpoint)
-    reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    missing = [v.path for v in variables if checkpoint_key(v.path) not in shapes]
-    if missing:
-        raise ValueError(
-            f"Checkpoint {prefix} lacks {len(missing)} of the model's {len(variables)} variables, "
-            f"e.g. {', '.join(missing[:3])}. It must be a run_pretraining.py or run_finetuning.py "
-            "checkpoint of an encoder of the same shape (see encoder_config.json beside it)."
-        )
-    for v in variables:
-        saved = shapes[checkpoint_key(v.path)]
-        if list(saved) != list(v.shape):
-            raise ValueError(
-                f"Variable {v.path} has shape {list(v.shape)} but checkpoint {prefix} "
-                f"holds shape {list(saved)}: the encoder sizes differ."
-            )
-    for v in variables:
-        v.assign(reader.get_tensor(checkpoint_key(v.path)))
-    return prefix
+# ----- model description ------------------------------------------------------------------------
 
 
 def task_info(task, config, arrays):
@@ -242,17 +188,9 @@ def write_results(config, results):
                 + " - ".join(f"{k} {s[k]:.2f}" for k in ("mean", "median", "std", "min", "max"))
             )
     text = "\n".join(lines) + "\n"
-    tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
-    records.write_text_atomic(config.results_txt, text)
-    records.write_text_atomic(
-        config.results_json, json.dumps({"trials": results, "summary": summary}, indent=2) + "\n"
-    )
+    fileio.write_text_atomic(config.results_txt, text)
+    fileio.write_json_atomic(config.results_json, {"trials": results, "summary": summary})
     logging.info("Results (%s):\n%s", config.results_txt, text)
-
-
-def _write_json(path, value):
-    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-    records.write_text_atomic(path, json.dumps(value, ensure_ascii=False, indent=2) + "\n")
 
 
 # ----- the runner -------------------------------------------------------------------------------
@@ -379,7 +317,7 @@ class FinetuningRunner:
         distribution.set_precision_policy(config.mixed_precision)
         keras.utils.set_random_seed(config.seed + trial - 1)
         with self.strategy.scope():
-            model = FinetuningModel(self.encoder_config, task, config)
+            model = build_finetuning_model(self.encoder_config, task, config)
             model.build_all(config.max_seq_length)
             optimizer = optimization.create_optimizer(
                 config.learning_rate,
@@ -413,7 +351,7 @@ class FinetuningRunner:
         elif config.init_checkpoint:
             logging.info(
                 "Loading the whole model from %s",
-                restore_variables(model.trainable_variables, config.init_checkpoint),
+                model_dir_lib.restore_variables(model.trainable_variables, config.init_checkpoint),
             )
         predict = self.predictor(model, task.kind)
         scores = self.evaluate(task, predict) if config.do_eval else None
@@ -436,19 +374,14 @@ class FinetuningRunner:
             logging.info(
                 "Loading %d encoder variables from %s",
                 len(encoder_variables),
-                restore_variables(encoder_variables, config.init_checkpoint),
+                model_dir_lib.restore_variables(encoder_variables, config.init_checkpoint),
             )
         if self.is_chief:
-            tf.io.gfile.makedirs(model_dir)
-            records.write_text_atomic(
-                f"{model_dir}/{ENCODER_CONFIG}",
-                json.dumps(self.encoder_config.to_dict(), indent=2, sort_keys=True) + "\n",
+            model_dir_lib.write(
+                model_dir, model_dir_lib.ENCODER_CONFIG, self.encoder_config.to_dict()
             )
-            records.write_text_atomic(f"{model_dir}/{FINETUNE_CONFIG}", config.to_json())
-            records.write_text_atomic(
-                f"{model_dir}/{TASK_INFO}",
-                json.dumps(task_info(task, config, arrays), indent=2, ensure_ascii=False) + "\n",
-            )
+            model_dir_lib.write(model_dir, model_dir_lib.FINETUNE_CONFIG, config.to_dict())
+            model_dir_lib.write(model_dir, model_dir_lib.TASK_INFO, task_info(task, config, arrays))
         seed = config.seed + trial - 1
 
         def loss_fn(features, step_seed, training):
@@ -487,11 +420,7 @@ class FinetuningRunner:
         """Starts the trial over when its checkpoint was trained with other hyperparameters."""
         if tf.train.latest_checkpoint(model_dir) is None:
             return
-        saved_path = f"{model_dir}/{FINETUNE_CONFIG}"
-        saved = {}
-        if tf.io.gfile.exists(saved_path):
-            with tf.io.gfile.GFile(saved_path, "r") as f:
-                saved = json.loads(f.read())
+        saved = model_dir_lib.read(model_dir, model_dir_lib.FINETUNE_CONFIG) or {}
         current = self.config.to_dict()
         changed = [k for k in _TRAINING_KEYS if saved.get(k) != current.get(k)]
         if not changed:
@@ -596,13 +525,15 @@ class FinetuningRunner:
                 )
             )
         if self.is_chief:  # as the reference: SQuAD 2.0 answers un-thresholded, with null odds
-            _write_json(
+            fileio.write_json_atomic(
                 config.qa_preds_file.format(task=task.name),
                 decoded.best_non_null if task.version_2 else decoded.predictions,
             )
             if task.version_2:
-                _write_json(config.qa_na_file.format(task=task.name), decoded.null_odds)
-            _write_json(config.qa_eval_file.format(task=task.name), scores)
+                fileio.write_json_atomic(
+                    config.qa_na_file.format(task=task.name), decoded.null_odds
+                )
+            fileio.write_json_atomic(config.qa_eval_file.format(task=task.name), scores)
         return scores
 
     def _tags(self, task, data, outputs):
@@ -627,8 +558,7 @@ class FinetuningRunner:
             outputs = predict(data.arrays, config.predict_batch_size)
             name, text = self._submission(task, split, data, outputs)
             if self.is_chief:
-                tf.io.gfile.makedirs(out_dir)
-                records.write_text_atomic(f"{out_dir}/{name}", text)
+                fileio.write_text_atomic(f"{out_dir}/{name}", text)
                 logging.info(
                     "Wrote %s predictions for %s/%s to %s/%s",
                     len(data.examples),

@@ -50,8 +50,8 @@ from collections.abc import Callable
 import tensorflow as tf
 from absl import logging
 
+from electra_tf import fileio
 from electra_tf.finetuning import metrics, qa
-from electra_tf.hparams import gfile_join
 
 KINDS = ("classification", "regression", "span_qa", "tagging")
 TAG_SCHEMES = ("BIO", "BIOES")
@@ -147,7 +147,7 @@ class Task:
             raise ValueError(
                 f"Task {self.name} has no split {split!r}; it has {sorted(self.splits)}."
             )
-        return gfile_join(self.raw_dir, self.splits[split].file)
+        return fileio.join(self.raw_dir, self.splits[split].file)
 
     def get_examples(self, split, double_unordered=False):
         """Reads one split. `double_unordered` (training only) appends the (b, a) swap of every pair
@@ -781,10 +781,10 @@ def get_task(name, data_dir=None, raw_dir=None, spec=None):
     if raw_dir is None:
         if data_dir is None:
             raise ValueError("get_task needs data_dir or raw_dir")
-        raw_dir = gfile_join(data_dir, "finetuning_data", name)
+        raw_dir = fileio.join(data_dir, "finetuning_data", name)
     if spec is not None:
         return task_from_spec(name, spec, raw_dir, f"hparams[{name!r}]")
-    spec_path = gfile_join(raw_dir, "task.json")
+    spec_path = fileio.join(raw_dir, "task.json")
     if tf.io.gfile.exists(spec_path):
         try:
             spec = json.loads(_read_text(spec_path))

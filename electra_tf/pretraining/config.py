@@ -9,20 +9,20 @@ resolves them in the reference's order:
    debug and size defaults).
 
 Size defaults live in the ``model_sizes/<size>.json`` files (see
-:func:`electra_tf.hparams.load_model_size`): embedding size and generator fraction,
+:mod:`electra_tf.modeling.sizes`): embedding size and generator fraction,
 and optionally a ``pretraining`` section of hyperparameter defaults (the demo size
 has one). Like the released reference, base and large do not change
 max_seq_length, learning_rate or batch sizes; the paper's Table 6 values (512
 tokens, lr 2e-4, batch 256/2048, large: mask_prob 0.25) are passed with --hparams.
 """
 
+from electra_tf import fileio
 from electra_tf import hparams as hp
+from electra_tf.modeling import sizes
+from electra_tf.pretraining import masking
+from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIES
 
-__all__ = ["PretrainingConfig", "MASK_STRATEGIES", "MIXED_PRECISION_POLICIES", "STRATEGIES"]
-
-MASK_STRATEGIES = ("uniform", "whole_word")
-MIXED_PRECISION_POLICIES = (None, "bfloat16")
-STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "cpu")
+__all__ = ["PretrainingConfig"]
 
 # Settings of the reference's debug mode.
 _DEBUG_SETTINGS = {
@@ -31,13 +31,6 @@ _DEBUG_SETTINGS = {
     "eval_batch_size": 4,
     "iterations_per_loop": 1,
     "num_eval_steps": 2,
-}
-# The reference's run_pretraining shrinks the transformer in debug mode.
-_DEBUG_MODEL = {
-    "num_hidden_layers": 3,
-    "hidden_size": 144,
-    "intermediate_size": 144 * 4,
-    "num_attention_heads": 4,
 }
 # Top-level keys of a model-size file that are config hyperparameters.
 _SIZE_CONFIG_KEYS = ("embedding_size", "generator_hidden_size", "generator_layers")
@@ -123,18 +116,9 @@ class PretrainingConfig(hp.HParams):
         self.gcp_project = None  # project name for the Cloud TPU-enabled project
 
         # default locations of data files
-        self.pretrain_tfrecords = hp.gfile_join(
-            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
-        )
-        self.vocab_file = hp.gfile_join(data_dir, "vocab.txt")
-        self.model_dir = hp.gfile_join(data_dir, "models", model_name)
-        results_dir = hp.gfile_join(self.model_dir, "results")
-        self.results_txt = hp.gfile_join(results_dir, "unsup_results.txt")
-        self.results_pkl = hp.gfile_join(results_dir, "unsup_results.pkl")
+        self.update_paths(model_name, data_dir)
 
         # ----- switches beyond the reference -----
-        # Evaluation results as JSON, next to results_txt.
-        self.results_json = hp.gfile_join(results_dir, "unsup_results.json")
         # Masked positions per sequence. None derives it like the reference:
         # int((mask_prob + 0.005) * max_seq_length), computed after the size
         # defaults so that base/large get the value for their 512 tokens.
@@ -173,7 +157,8 @@ class PretrainingConfig(hp.HParams):
                 setattr(self, k, v)
 
         # defaults for different-sized models, from the model-size file
-        self.update(self._size_defaults())
+        size = sizes.load_model_size(self.model_size)
+        self.update(self.size_defaults(size, "pretraining", _SIZE_CONFIG_KEYS))
 
         # passed-in arguments override (for example) debug-mode and size defaults
         self.update(hparams)
@@ -182,33 +167,68 @@ class PretrainingConfig(hp.HParams):
             self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
         self._validate()
 
-    def _size_defaults(self):
-        size = hp.load_model_size(self.model_size)
-        defaults = {k: size[k] for k in _SIZE_CONFIG_KEYS if k in size}
-        section = size.get("pretraining", {})
-        known = set(self.hparam_names())
-        for k in section:
-            if k not in known:
-                match = hp.closest_match(k, known)
-                raise ValueError(
-                    "Unknown hparam '%s' in the 'pretraining' section of model size "
-                    "%r%s" % (k, self.model_size, " (did you mean '%s'?)" % match if match else "")
-                )
-        defaults.update(section)
-        return defaults
+    PATH_HPARAMS = (
+        "model_name",
+        "pretrain_tfrecords",
+        "vocab_file",
+        "model_dir",
+        "results_txt",
+        "results_pkl",
+        "results_json",
+    )
+    NULLABLE = ("keep_checkpoint_max",)
+
+    def update_paths(self, model_name, data_dir):
+        """Sets the hparams derived from `model_name` and `data_dir` (the reference's layout)."""
+        self.model_name = model_name
+        self.pretrain_tfrecords = fileio.join(
+            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
+        )
+        self.vocab_file = fileio.join(data_dir, "vocab.txt")
+        self.model_dir = fileio.join(data_dir, "models", model_name)
+        results_dir = fileio.join(self.model_dir, "results")
+        self.results_txt = fileio.join(results_dir, "unsup_results.txt")
+        self.results_pkl = fileio.join(results_dir, "unsup_results.pkl")
+        # Beyond the reference: the evaluation results as JSON, next to results_txt.
+        self.results_json = fileio.join(results_dir, "unsup_results.json")
+
+    @classmethod
+    def from_hparams(cls, values, model_name, data_dir):
+        """A config from `--hparams` values, which may be a saved `pretrain_config.json`.
+
+        The one rule for every reload: a path hparam the saved run derived from its own model
+        directory is derived again for `data_dir` and `model_name`; a path set explicitly (another
+        vocab file, say) is kept; `model_name` is always the one given.
+        """
+        values = dict(values)
+        values.pop("model_name", None)
+        old_dir = values.get("model_dir")
+        if isinstance(old_dir, str) and old_dir:
+            probe = object.__new__(cls)
+            probe.update_paths(fileio.basename(old_dir), fileio.dirname(fileio.dirname(old_dir)))
+            for key in cls.PATH_HPARAMS:
+                if key in values and values[key] == getattr(probe, key):
+                    del values[key]
+        return cls(model_name, data_dir, **values)
 
     def _validate(self):
-        def check(name, allowed):
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ValueError(
-                    "%s must be one of %s, got %r"
-                    % (name, ", ".join(repr(a) for a in allowed), value)
-                )
-
-        check("mask_strategy", MASK_STRATEGIES)
-        check("mixed_precision", MIXED_PRECISION_POLICIES)
-        check("strategy", STRATEGIES)
+        self.check_choice("mask_strategy", masking.STRATEGIES)
+        self.check_choice("mixed_precision", MIXED_PRECISION_POLICIES)
+        self.check_choice("strategy", STRATEGIES)
+        self.check_positive(
+            "learning_rate",
+            "iterations_per_loop",
+            "save_checkpoints_steps",
+            "num_train_steps",
+            "num_eval_steps",
+            "max_seq_length",
+            "train_batch_size",
+            "eval_batch_size",
+            "vocab_size",
+            "temperature",
+            "max_predictions_per_seq",
+            "log_every_steps",
+        )
         if self.electric_objective:
             raise ValueError(
                 "electric_objective is not implemented yet (the Electric two-tower cloze "
@@ -216,53 +236,36 @@ class PretrainingConfig(hp.HParams):
                 "(electra_objective true) or a masked LM (electra_objective false)."
             )
         if not 0.0 < self.mask_prob < 1.0:
-            raise ValueError("mask_prob must be in (0, 1), got %r" % (self.mask_prob,))
-        if not isinstance(self.model_hparam_overrides, dict):
-            raise ValueError(
-                "model_hparam_overrides must be a dict, got %r" % (self.model_hparam_overrides,)
-            )
-        bad = [k for k in self.model_hparam_overrides if k not in hp.ENCODER_KEYS]
-        if bad:
-            match = hp.closest_match(bad[0], hp.ENCODER_KEYS)
-            raise ValueError(
-                "Unknown key '%s' in model_hparam_overrides%s. Allowed keys: %s"
-                % (
-                    bad[0],
-                    " (did you mean '%s'?)" % match if match else "",
-                    ", ".join(hp.ENCODER_KEYS),
-                )
-            )
+            raise ValueError(f"hparam 'mask_prob' must be in (0, 1), got {self.mask_prob!r}")
+        self.check_encoder_overrides(sizes.ENCODER_KEYS)
 
     def model_hparams(self):
         """Discriminator encoder hyperparameters (BERT config keys).
 
-        Resolved from ``model_size``, ``vocab_size`` and
-        ``model_hparam_overrides`` like the reference's
-        ``training_utils.get_bert_config``; ``embedding_size`` is the config's
-        (hidden size when None). In debug mode the transformer is shrunk to 3
-        layers of hidden size 144 with 4 heads, as the reference's
-        ``run_pretraining`` does.
+        Resolved from `model_size`, `vocab_size` and `model_hparam_overrides` like the reference's
+        `training_utils.get_bert_config`; `embedding_size` is the config's (hidden size when None).
+        Debug mode shrinks the transformer to 3 layers of hidden size 144 with 4 heads, as the
+        reference's `run_pretraining` does.
         """
-        args = hp.resolve_encoder_hparams(
+        args = sizes.resolve_encoder_hparams(
             self.model_size, vocab_size=self.vocab_size, overrides=self.model_hparam_overrides
         )
         if self.debug:
-            args.update(_DEBUG_MODEL)
+            args.update(sizes.DEBUG_MODEL)
         embedding_size = self.model_hparam_overrides.get("embedding_size", self.embedding_size)
         args["embedding_size"] = args["hidden_size"] if embedding_size is None else embedding_size
         return args
 
     def generator_hparams(self):
-        """Generator hyperparameters, as the reference's ``get_generator_config``.
+        """Generator hyperparameters, as the reference's `get_generator_config`.
 
-        hidden = round(discriminator hidden * generator_hidden_size), heads =
-        max(1, hidden // 64), intermediate = 4 * hidden, layers =
-        round(discriminator layers * generator_layers). ``embedding_size`` is the
-        discriminator's (shared token embeddings) unless
-        ``untied_generator_embeddings``. Whether a separate generator is built at
-        all (``untied_generator``, ``electra_objective``...) is up to the model.
+        hidden = round(discriminator hidden * generator_hidden_size), heads = max(1, hidden // 64),
+        intermediate = 4 * hidden, layers = round(discriminator layers * generator_layers).
+        `embedding_size` is the discriminator's (shared token embeddings) unless
+        `untied_generator_embeddings`. Whether a separate generator is built at all
+        (`untied_generator`, `electra_objective`...) is up to the network factory.
         """
-        return hp.generator_hparams_from(
+        return sizes.generator_hparams_from(
             self.model_hparams(),
             self.generator_hidden_size,
             self.generator_layers,

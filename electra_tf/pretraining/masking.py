@@ -2,7 +2,7 @@
 
 Everything here runs inside a jit-compiled, distributed train step: static shapes (batch B, length
 T, max_predictions_per_seq P), no strings, no host round-trips, and only stateless randomness keyed
-by an explicit seed tensor. With a key from `derive_seed(seed, global_step, replica_id)` a resumed
+by an explicit seed tensor. With a key from `training.seeds.derive_seed(seed, global_step, replica_id)` a resumed
 run draws exactly the masks it would have drawn without the interruption. Random floats are built
 from Philox integer bits (see `_uniform`), so eager and XLA runs give bit-identical masks.
 
@@ -28,9 +28,10 @@ a uniformly random id with probability `random_token_prob` (0.0 in the reference
 
 import tensorflow as tf
 
+from electra_tf.training import seeds
+
 __all__ = [
     "STRATEGIES",
-    "derive_seed",
     "mask_inputs",
     "sample_from_softmax",
     "scatter_update",
@@ -38,23 +39,10 @@ __all__ = [
 ]
 
 STRATEGIES = ("uniform", "whole_word")
-_ALG = "philox"  # pinned so that a key means the same stream on CPU, GPU and TPU
+_ALG = seeds.ALG
 # What happens to a chosen token; a token picked by several slots takes the highest code, so
 # [MASK] wins like in the reference's scatter.
 _KEEP, _RANDOM, _MASK = 0, 1, 2
-
-
-def derive_seed(seed, *data):
-    """A [2] int64 stateless key from an int seed and values such as (global_step, replica_id).
-
-    Folding the step in gives every step fresh masks that a resumed run reproduces; folding the
-    replica id in gives each replica its own masks. Fold in one more constant per purpose (masking,
-    generator sampling) rather than reusing one key for both.
-    """
-    key = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    for value in data:
-        key = tf.random.experimental.stateless_fold_in(key, tf.cast(value, tf.int64), alg=_ALG)
-    return key
 
 
 def _uniform(shape, seed):
@@ -165,7 +153,7 @@ def mask_inputs(
     Args:
       input_ids: [B, T] int token ids; T must be static.
       input_mask: [B, T] 1 for real tokens, 0 for padding.
-      seed: [2] int32/int64 stateless key, e.g. from `derive_seed`.
+      seed: [2] int32/int64 stateless key, e.g. from `training.seeds.derive_seed`.
       mask_prob: fraction of the candidate tokens to mask.
       max_predictions_per_seq: P, the static number of prediction slots (at most T).
       mask_id: id of [MASK].

@@ -1,84 +1,135 @@
 """The pre-training model: ELECTRA generator + discriminator, or a BERT/RoBERTa-style masked LM.
 
-Same structure and losses as the reference's `run_pretraining.PretrainingModel`:
-- token/position/type embeddings and the embedding LayerNorm are shared by generator and
-  discriminator (each has its own `embeddings_project` when its hidden size differs);
-- the generator's output layer is tied to the word embeddings and computes logits only at the
+`PretrainingModel` takes built networks (see `electra_tf.modeling.networks`) and scalar settings,
+as Model Garden's `ElectraPretrainer` does, so another encoder plugs in without touching the
+objective. Same structure and losses as the reference's `run_pretraining.PretrainingModel`:
+- masks are drawn in the graph (`electra_tf.pretraining.masking`);
+- the generator's output layer is tied to its word embeddings and computes logits only at the
   masked positions;
-- sampled tokens replace the masked ones (Gumbel-max with temperature, `disallow_correct`), and
-  a sampled token equal to the original counts as real;
+- sampled tokens replace the masked ones (Gumbel-max with temperature, `disallow_correct`), and a
+  sampled token equal to the original counts as real;
 - loss = gen_weight * masked-LM loss + disc_weight * discriminator loss (over real tokens).
+
+`build_pretraining_model(config, ...)` makes the networks and the model from a `PretrainingConfig`.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from electra_tf.modeling import (
     DiscriminatorHead,
-    Embeddings,
-    EncoderConfig,
     MaskedLMHead,
     TransformerEncoder,
     gather_positions,
 )
+from electra_tf.modeling import networks as networks_lib
 from electra_tf.pretraining import masking
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class PretrainingModel(keras.Model):
-    """Builds every sub-network from a `PretrainingConfig` and computes the pre-training losses."""
+    """Masks, generates, discriminates and computes the pre-training losses.
 
-    def __init__(self, config, mask_id, special_ids, continuation_table=None, **kwargs):
-        super().__init__(name="pretraining_model", **kwargs)
-        self.config = config
-        self._mask_id = mask_id
-        self._special_ids = tuple(special_ids)
-        self._continuation_table = continuation_table
-        disc_config = EncoderConfig.from_dict(config.model_hparams())
-        self.vocab_size = disc_config.vocab_size
-        self.embeddings = Embeddings.from_encoder_config(disc_config, name="embeddings")
-        self.discriminator = TransformerEncoder(
-            disc_config, embeddings=self.embeddings, name="electra"
+    Args:
+      discriminator: encoder network (`TransformerEncoder`-like: called on a dict of
+        `input_ids`, `input_mask`, `segment_ids`, returns a dict with `sequence_output`).
+      generator: the generator encoder; the discriminator itself when they share every weight
+        (or for a masked LM); None for a uniform generator.
+      generator_head: masked-LM head over the generator's output (None with a uniform generator).
+      discriminator_head: replaced-token detection head; None trains a masked LM.
+      mask_id, special_ids: the vocabulary's [MASK] id and the ids never masked.
+      max_seq_length: T, the static length `build_all` uses.
+      mask_prob, max_predictions_per_seq, mask_strategy, masking_with_replacement: masking (see
+        `electra_tf.pretraining.masking.mask_inputs`).
+      continuation_ids: ids of WordPiece `##` pieces (whole-word masking without `is_word_start`).
+      gen_weight, disc_weight: the loss mix.
+      temperature, disallow_correct: generator sampling.
+
+    Example:
+
+    >>> from electra_tf.modeling import EncoderConfig, networks
+    >>> nets = networks.build_pretraining_networks(
+    ...     EncoderConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1,
+    ...                   num_attention_heads=2, intermediate_size=32),
+    ...     EncoderConfig(vocab_size=30, hidden_size=8, embedding_size=16, num_hidden_layers=1,
+    ...                   num_attention_heads=1, intermediate_size=16))
+    >>> model = PretrainingModel(nets.discriminator, nets.generator, nets.generator_head,
+    ...                          nets.discriminator_head, mask_id=4, special_ids=(0, 2, 3),
+    ...                          max_seq_length=8, max_predictions_per_seq=2)
+    >>> model.build_all()
+    >>> out = model.compute(model.dummy_features(), tf.constant([1, 2], tf.int64), False)
+    >>> sorted(out)[:3]
+    ['disc_labels', 'disc_loss', 'disc_preds']
+    """
+
+    def __init__(
+        self,
+        discriminator,
+        generator=None,
+        generator_head=None,
+        discriminator_head=None,
+        *,
+        mask_id,
+        special_ids,
+        max_seq_length,
+        mask_prob=0.15,
+        max_predictions_per_seq=19,
+        mask_strategy="uniform",
+        masking_with_replacement=False,
+        continuation_ids=None,
+        gen_weight=1.0,
+        disc_weight=50.0,
+        temperature=1.0,
+        disallow_correct=False,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "pretraining_model")
+        super().__init__(**kwargs)
+        if (generator is None) != (generator_head is None):
+            raise ValueError("generator and generator_head go together (both None: uniform).")
+        if generator is None and discriminator_head is None:
+            raise ValueError("A masked LM (no discriminator head) needs a generator head.")
+        self.discriminator = discriminator
+        self.generator = generator
+        self.generator_head = generator_head
+        self.discriminator_head = discriminator_head
+        self.vocab_size = discriminator.config.vocab_size
+        self.mask_id = int(mask_id)
+        self.special_ids = tuple(int(i) for i in special_ids)
+        self.max_seq_length = int(max_seq_length)
+        self.mask_prob = float(mask_prob)
+        self.max_predictions_per_seq = int(max_predictions_per_seq)
+        self.mask_strategy = mask_strategy
+        self.masking_with_replacement = bool(masking_with_replacement)
+        self.continuation_ids = (
+            None if continuation_ids is None else sorted(map(int, continuation_ids))
         )
+        self.gen_weight = float(gen_weight)
+        self.disc_weight = float(disc_weight)
+        self.temperature = float(temperature)
+        self.disallow_correct = bool(disallow_correct)
+        self._continuation_table = None
+        if mask_strategy == "whole_word" and self.continuation_ids is not None:
+            table = np.zeros(self.vocab_size, np.int32)
+            table[self.continuation_ids] = 1
+            self._continuation_table = tf.constant(table)
 
-        self.generator = None
-        generator_embeddings = self.embeddings
-        if config.uniform_generator:
-            pass
-        elif config.electra_objective and config.untied_generator:
-            gen_config = EncoderConfig.from_dict(config.generator_hparams())
-            if config.untied_generator_embeddings:
-                generator_embeddings = Embeddings.from_encoder_config(
-                    gen_config, name="generator_embeddings"
-                )
-            self.generator = TransformerEncoder(
-                gen_config, embeddings=generator_embeddings, name="generator"
-            )
-        else:  # one network is both generator and discriminator (or a plain masked LM)
-            self.generator = self.discriminator
-        self.generator_head = None
-        if self.generator is not None:
-            self.generator_head = MaskedLMHead(
-                generator_embeddings,
-                activation=disc_config.hidden_act,
-                initializer_range=disc_config.initializer_range,
-                name="generator_predictions",
-            )
-        self.discriminator_head = None
-        if config.electra_objective:
-            self.discriminator_head = DiscriminatorHead(
-                activation=disc_config.hidden_act,
-                initializer_range=disc_config.initializer_range,
-                name="discriminator_predictions",
-            )
+    @property
+    def electra_objective(self):
+        return self.discriminator_head is not None
 
-    def build_all(self, batch_size=2):
-        """Creates every variable (optimizers and checkpoints need them before the first step)."""
-        t = self.config.max_seq_length
-        features = {
+    def dummy_features(self, batch_size=2):
+        t = self.max_seq_length
+        return {
             "input_ids": tf.zeros([batch_size, t], tf.int32) + 5,
             "input_mask": tf.ones([batch_size, t], tf.int32),
             "segment_ids": tf.zeros([batch_size, t], tf.int32),
         }
+
+    def build_all(self, batch_size=2):
+        """Creates every variable (optimizers and checkpoints need them before the first step)."""
+        features = self.dummy_features(batch_size)
         # The discriminator first, so that the shared embeddings are named electra/embeddings.
         self.discriminator(_encoder_inputs(features, features["input_ids"]))
         self.compute(features, tf.constant([0, 0], tf.int64), training=False)
@@ -100,21 +151,20 @@ class PretrainingModel(keras.Model):
           seed: int64 [2] stateless seed for this step and replica (masking and sampling).
           training: enables dropout.
         """
-        config = self.config
         mask_seed = tf.random.experimental.stateless_fold_in(seed, 0, alg="philox")
         sample_seed = tf.random.experimental.stateless_fold_in(seed, 1, alg="philox")
         masked = masking.mask_inputs(
             features["input_ids"],
             features["input_mask"],
             mask_seed,
-            mask_prob=config.mask_prob,
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            mask_id=self._mask_id,
-            special_ids=self._special_ids,
-            strategy=config.mask_strategy,
+            mask_prob=self.mask_prob,
+            max_predictions_per_seq=self.max_predictions_per_seq,
+            mask_id=self.mask_id,
+            special_ids=self.special_ids,
+            strategy=self.mask_strategy,
             is_word_start=features.get("is_word_start"),
             continuation_table=self._continuation_table,
-            with_replacement=config.masking_with_replacement,
+            with_replacement=self.masking_with_replacement,
         )
         positions = masked["masked_lm_positions"]  # [B, P]
         mlm_ids = masked["masked_lm_ids"]  # [B, P]
@@ -136,12 +186,12 @@ class PretrainingModel(keras.Model):
             "masked_lm_weights": mlm_weights,
             "masked_lm_preds": tf.argmax(logits, -1, output_type=tf.int32),
         }
-        total_loss = config.gen_weight * mlm_loss
-        if config.electra_objective:
-            disallow = tf.one_hot(mlm_ids, self.vocab_size) if config.disallow_correct else None
+        total_loss = self.gen_weight * mlm_loss
+        if self.electra_objective:
+            disallow = tf.one_hot(mlm_ids, self.vocab_size) if self.disallow_correct else None
             sampled = tf.stop_gradient(
                 masking.sample_from_softmax(
-                    logits / config.temperature, sample_seed, disallow=disallow
+                    logits / self.temperature, sample_seed, disallow=disallow
                 )
             )  # [B, P] ids
             fake_ids = masking.scatter_update(
@@ -159,7 +209,7 @@ class PretrainingModel(keras.Model):
                 * weights
             )
             disc_loss = tf.reduce_sum(losses) / (tf.reduce_sum(weights) + 1e-6)
-            total_loss += config.disc_weight * disc_loss
+            total_loss += self.disc_weight * disc_loss
             outputs.update(
                 {
                     "disc_loss": disc_loss,
@@ -172,6 +222,108 @@ class PretrainingModel(keras.Model):
             )
         outputs["loss"] = total_loss
         return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        shares_all = self.generator is self.discriminator
+        config.update(
+            {
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "generator": None
+                if self.generator is None or shares_all
+                else keras.saving.serialize_keras_object(self.generator),
+                "generator_is_discriminator": shares_all,
+                "generator_shares_embeddings": self.generator is not None
+                and self.generator.embeddings is self.discriminator.embeddings,
+                "generator_head": None
+                if self.generator_head is None
+                else _without_embeddings(self.generator_head.get_config()),
+                "discriminator_head": None
+                if self.discriminator_head is None
+                else keras.saving.serialize_keras_object(self.discriminator_head),
+                "mask_id": self.mask_id,
+                "special_ids": list(self.special_ids),
+                "max_seq_length": self.max_seq_length,
+                "mask_prob": self.mask_prob,
+                "max_predictions_per_seq": self.max_predictions_per_seq,
+                "mask_strategy": self.mask_strategy,
+                "masking_with_replacement": self.masking_with_replacement,
+                "continuation_ids": self.continuation_ids,
+                "gen_weight": self.gen_weight,
+                "disc_weight": self.disc_weight,
+                "temperature": self.temperature,
+                "disallow_correct": self.disallow_correct,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds the networks with the same sharing (embeddings, or the whole encoder)."""
+        config = dict(config)
+        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        generator_config = config.pop("generator")
+        shares_embeddings = config.pop("generator_shares_embeddings")
+        generator = None
+        if config.pop("generator_is_discriminator"):
+            generator = discriminator
+        elif generator_config is not None:
+            inner = generator_config["config"]
+            embeddings = discriminator.embeddings if shares_embeddings else None
+            generator = TransformerEncoder(
+                inner["config"], embeddings=embeddings, name=inner.get("name")
+            )
+        head_config = config.pop("generator_head")
+        generator_head = None
+        if head_config is not None:
+            generator_head = MaskedLMHead(generator.embeddings, **head_config)
+        disc_head_config = config.pop("discriminator_head")
+        discriminator_head = (
+            None
+            if disc_head_config is None
+            else keras.saving.deserialize_keras_object(
+                disc_head_config, custom_objects={"DiscriminatorHead": DiscriminatorHead}
+            )
+        )
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        return cls(discriminator, generator, generator_head, discriminator_head, **config)
+
+
+def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None):
+    """The networks and the `PretrainingModel` a `PretrainingConfig` describes (not yet built)."""
+    nets = networks_lib.build_pretraining_networks(
+        config.model_hparams(),
+        config.generator_hparams(),
+        electra_objective=config.electra_objective,
+        uniform_generator=config.uniform_generator,
+        untied_generator=config.untied_generator,
+        untied_generator_embeddings=config.untied_generator_embeddings,
+    )
+    return PretrainingModel(
+        nets.discriminator,
+        nets.generator,
+        nets.generator_head,
+        nets.discriminator_head,
+        mask_id=mask_id,
+        special_ids=special_ids,
+        max_seq_length=config.max_seq_length,
+        mask_prob=config.mask_prob,
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        mask_strategy=config.mask_strategy,
+        masking_with_replacement=config.masking_with_replacement,
+        continuation_ids=continuation_ids if config.mask_strategy == "whole_word" else None,
+        gen_weight=config.gen_weight,
+        disc_weight=config.disc_weight,
+        temperature=config.temperature,
+        disallow_correct=config.disallow_correct,
+    )
+
+
+def _without_embeddings(head_config):
+    head_config = dict(head_config)
+    head_config.pop("embeddings", None)
+    return head_config
 
 
 def _encoder_inputs(features, input_ids):

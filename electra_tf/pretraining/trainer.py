@@ -1,20 +1,17 @@
 """Pre-training end to end: data checks, model, optimizer, training loop, evaluation, results."""
 
-import json
-
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 from sklearn import metrics as sk_metrics
 
-from electra_tf import tokenization
-from electra_tf.data import records
+from electra_tf import fileio, tokenization
 from electra_tf.pretraining import input_pipeline
-from electra_tf.pretraining.model import PretrainingModel
-from electra_tf.training import distribution, loop, optimization
+from electra_tf.pretraining.model import build_pretraining_model
+from electra_tf.training import distribution, loop, optimization, seeds
+from electra_tf.training import model_dir as model_dir_lib
 
-ENCODER_CONFIG = "encoder_config.json"
 EVAL_METRICS = (
     "loss",
     "masked_lm_accuracy",
@@ -29,7 +26,7 @@ EVAL_METRICS = (
 
 
 def _vocab_facts(config):
-    """Special-token ids and the '##' continuation table from the vocabulary."""
+    """[MASK] id, the ids never masked, and the ids of '##' continuation pieces."""
     tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
     vocab = tokenizer.vocab
     missing = [t for t in ("[CLS]", "[SEP]", "[MASK]") if t not in vocab]
@@ -43,11 +40,19 @@ def _vocab_facts(config):
             f"{config.vocab_size}. Pass --hparams '{{\"vocab_size\": {tokenizer.vocab_size}}}'."
         )
     special = sorted({vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"], vocab.get("[PAD]", 0)})
-    continuation = np.zeros(config.vocab_size, np.int32)
-    for token, index in vocab.items():
-        if token.startswith("##"):
-            continuation[index] = 1
+    continuation = sorted(i for token, i in vocab.items() if token.startswith("##"))
     return vocab["[MASK]"], special, continuation
+
+
+def create_optimizer(config):
+    """The reference's AdamW with linear warm-up and polynomial decay for a `PretrainingConfig`."""
+    return optimization.create_optimizer(
+        config.learning_rate,
+        config.num_train_steps,
+        weight_decay_rate=config.weight_decay_rate,
+        warmup_steps=config.num_warmup_steps,
+        lr_decay_power=config.lr_decay_power,
+    )
 
 
 class Pretrainer:
@@ -68,7 +73,7 @@ class Pretrainer:
         )
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
             logging.info("Whole-word masking from '##' WordPiece continuation pieces.")
-        mask_id, special_ids, continuation = _vocab_facts(config)
+        mask_id, special_ids, continuation_ids = _vocab_facts(config)
         num_replicas = self.strategy.num_replicas_in_sync
         if config.train_batch_size % num_replicas or config.eval_batch_size % num_replicas:
             raise ValueError(
@@ -78,20 +83,9 @@ class Pretrainer:
             )
         keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
         with self.strategy.scope():
-            self.model = PretrainingModel(
-                config,
-                mask_id,
-                special_ids,
-                tf.constant(continuation) if config.mask_strategy == "whole_word" else None,
-            )
+            self.model = build_pretraining_model(config, mask_id, special_ids, continuation_ids)
             self.model.build_all()
-            self.optimizer = optimization.create_optimizer(
-                config.learning_rate,
-                config.num_train_steps,
-                weight_decay_rate=config.weight_decay_rate,
-                warmup_steps=config.num_warmup_steps,
-                lr_decay_power=config.lr_decay_power,
-            )
+            self.optimizer = create_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
         tf.io.gfile.makedirs(config.model_dir)
         if distribution.is_chief(self.strategy):
@@ -99,17 +93,13 @@ class Pretrainer:
         self._loop = None
 
     def _write_model_description(self):
-        """`encoder_config.json` (the discriminator's sizes) and `pretrain_config.json` in model_dir,
-        so fine-tuning and conversion find the model's shape beside its checkpoints."""
-        config = self.config
-        encoder = self.model.discriminator.config.to_dict()
-        records.write_text_atomic(
-            f"{config.model_dir.rstrip('/')}/{ENCODER_CONFIG}",
-            json.dumps(encoder, indent=2, sort_keys=True) + "\n",
+        """The encoder's and the run's configs beside the checkpoints, so fine-tuning and
+        conversion find the model's shape in its directory."""
+        folder = self.config.model_dir
+        model_dir_lib.write(
+            folder, model_dir_lib.ENCODER_CONFIG, self.model.discriminator.config.to_dict()
         )
-        records.write_text_atomic(
-            f"{config.model_dir.rstrip('/')}/pretrain_config.json", config.to_json() + "\n"
-        )
+        model_dir_lib.write(folder, model_dir_lib.PRETRAIN_CONFIG, self.config.to_dict())
 
     def _dataset_fn(self, batch_size, is_training, seed):
         def dataset_fn(input_context):
@@ -189,7 +179,7 @@ class Pretrainer:
         def eval_step(features, step):
             def replica_fn(features):
                 return model.compute(
-                    features, loop.step_seed(config.seed + 1, step), training=False
+                    features, seeds.step_seed(config.seed + 1, step), training=False
                 )
 
             return strategy.run(replica_fn, args=(features,))
@@ -214,16 +204,30 @@ class Pretrainer:
         return results
 
     def write_results(self, results):
+        """`results_txt` (the reference's format) and `results_json`, written atomically."""
         if not distribution.is_chief(self.strategy):
             return
         config = self.config
-        tf.io.gfile.makedirs(config.results_txt.rsplit("/", 1)[0])
         text = "".join(
             f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
         )
-        records.write_text_atomic(config.results_txt, text)
-        records.write_text_atomic(config.results_json, json.dumps(results, indent=2) + "\n")
+        fileio.write_text_atomic(config.results_txt, text)
+        fileio.write_json_atomic(config.results_json, results)
         logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
+
+
+def run_pretraining(config, strategy=None):
+    """Trains and/or evaluates as `config` says (what `run_pretraining.py` and the demo run);
+    returns the evaluation results, or None without `do_eval`."""
+    logging.info("Config:\n%s", config.to_json())
+    pretrainer = Pretrainer(config, strategy)
+    if config.do_train:
+        pretrainer.train()
+    if not config.do_eval:
+        return None
+    results = pretrainer.evaluate()
+    pretrainer.write_results(results)
+    return results
 
 
 def _weighted_accuracy(labels, preds, weights):

@@ -7,6 +7,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+# Values of the `strategy` and `mixed_precision` hparams of both configs.
+STRATEGIES = ("auto", "tpu", "mirrored", "multi_worker", "cpu")
+MIXED_PRECISION_POLICIES = (None, "bfloat16")
+
 
 def create_strategy(kind="auto", tpu_name=None, tpu_zone=None, gcp_project=None, use_tpu=False):
     """Returns the strategy every later step (model, optimizer, data, loop) runs under.

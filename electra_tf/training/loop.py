@@ -14,8 +14,8 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from electra_tf.pretraining import masking
-from electra_tf.training import distribution
+from electra_tf.training import distribution, seeds
+from electra_tf.training import model_dir as model_dir_lib
 
 
 class NonFiniteLossError(RuntimeError):
@@ -34,28 +34,6 @@ class LoopSettings:
     global_batch_size: int = 1
     tokens_per_example: int = 1
     summary_dir: str = None
-
-
-def step_seed(base_seed, step):
-    """Stateless seed of one replica at one step: the same on resume, different per replica."""
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    return masking.derive_seed(base_seed, step, replica)
-
-
-def named_variables(model):
-    """{variable path: variable} for every model variable, dropout's random state included.
-
-    Checkpoints keyed by names like `electra/layer_0/attention/query/kernel` (the reference's
-    layout) let fine-tuning and conversion restore any subset by name, whatever model holds it.
-    """
-    weight_ids = {id(w) for w in model.weights}
-    random_states = [v for v in model.variables if id(v) not in weight_ids]
-    variables = {v.path: v for v in model.weights}
-    # Keras numbers its seed generators process-wide; their order in the model is what is stable.
-    variables.update({f"random_states/{i}": v for i, v in enumerate(random_states)})
-    if len(variables) != len(model.variables):
-        raise ValueError("Model variables must have unique paths to be checkpointed by name.")
-    return variables
 
 
 class ReplicaInputs:
@@ -106,7 +84,7 @@ class TrainLoop:
         worker = distribution.worker_index(strategy)
         self.inputs = ReplicaInputs(strategy, dataset_fn)
         keep = settings.keep_checkpoint_max or None
-        self.checkpoint = tf.train.Checkpoint(model=named_variables(model), optimizer=optimizer)
+        self.checkpoint = model_dir_lib.new_checkpoint(model, optimizer)
         directory = settings.model_dir
         if not self.is_chief:  # other workers write a throw-away copy, as MultiWorkerMirrored needs
             directory = f"{settings.model_dir.rstrip('/')}/.worker_{worker}"
@@ -146,7 +124,7 @@ class TrainLoop:
         num_replicas = strategy.num_replicas_in_sync
 
         def replica_step(features, step):
-            seed = step_seed(settings.seed, step)
+            seed = seeds.step_seed(settings.seed, step)
             with tf.GradientTape() as tape:
                 loss, scalars = loss_fn(features, seed, True)
                 scaled_loss = loss / num_replicas  # the optimizer sums gradients over replicas
@@ -246,7 +224,8 @@ class TrainLoop:
                     tf.summary.scalar(f"train/{k}", v)
                 tf.summary.scalar("train/examples_per_second", examples_per_s)
                 lr = self.optimizer.learning_rate
-                tf.summary.scalar("train/learning_rate", float(lr(step) if callable(lr) else lr))
+                lr = lr(step) if callable(lr) else tf.convert_to_tensor(lr)
+                tf.summary.scalar("train/learning_rate", float(lr))
             self._writer.flush()
 
 

@@ -1,0 +1,106 @@
+"""The networks factory: built encoders and heads for pre-training, from encoder configs.
+
+`build_pretraining_networks` makes what `electra_tf.pretraining.model.PretrainingModel` takes:
+the discriminator (or masked LM) encoder, the generator (its own small encoder, the discriminator
+itself, or none for a uniform generator), the generator's masked-LM head tied to the generator's
+word embeddings, and the discriminator's replaced-token head. The reference's layout: one
+`Embeddings` shared by generator and discriminator unless `untied_generator_embeddings`.
+
+Example:
+
+>>> from electra_tf.modeling import EncoderConfig, networks
+>>> disc = EncoderConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+...                      num_attention_heads=2, intermediate_size=64)
+>>> gen = EncoderConfig(vocab_size=100, embedding_size=32, hidden_size=8, num_hidden_layers=2,
+...                     num_attention_heads=1, intermediate_size=32)
+>>> nets = networks.build_pretraining_networks(disc, gen)
+>>> nets.generator.embeddings is nets.discriminator.embeddings
+True
+"""
+
+import dataclasses
+
+from electra_tf.modeling.config import EncoderConfig
+from electra_tf.modeling.embeddings import Embeddings
+from electra_tf.modeling.encoder import TransformerEncoder
+from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead
+
+# Layer names: the reference's top-level variable scopes.
+DISCRIMINATOR = "electra"
+GENERATOR = "generator"
+GENERATOR_HEAD = "generator_predictions"
+DISCRIMINATOR_HEAD = "discriminator_predictions"
+
+
+@dataclasses.dataclass
+class PretrainingNetworks:
+    """Built (not yet called) networks of a pre-training model.
+
+    generator: None for a uniform generator; the discriminator itself when generator and
+      discriminator share all weights (or for a plain masked LM).
+    generator_head: None only for a uniform generator.
+    discriminator_head: None for a masked LM.
+    """
+
+    discriminator: TransformerEncoder
+    generator: TransformerEncoder | None
+    generator_head: MaskedLMHead | None
+    discriminator_head: DiscriminatorHead | None
+
+
+def build_pretraining_networks(
+    discriminator_config,
+    generator_config=None,
+    *,
+    electra_objective=True,
+    uniform_generator=False,
+    untied_generator=True,
+    untied_generator_embeddings=False,
+):
+    """The networks of an ELECTRA (or masked-LM) model.
+
+    Args:
+      discriminator_config: `EncoderConfig` (or dict) of the discriminator / masked LM.
+      generator_config: `EncoderConfig` (or dict) of a separate generator; needed when
+        `electra_objective and untied_generator and not uniform_generator`.
+      electra_objective: False builds a masked LM (no discriminator head, the encoder is its
+        own generator).
+      uniform_generator: no generator network; replacements are sampled uniformly.
+      untied_generator: False makes the discriminator its own generator.
+      untied_generator_embeddings: the generator gets its own embeddings (of its hidden size).
+    """
+    disc_config = _config(discriminator_config)
+    embeddings = Embeddings.from_encoder_config(disc_config, name="embeddings")
+    discriminator = TransformerEncoder(disc_config, embeddings=embeddings, name=DISCRIMINATOR)
+    generator, generator_embeddings = discriminator, embeddings
+    if uniform_generator and electra_objective:
+        generator = None
+    elif electra_objective and untied_generator:
+        if generator_config is None:
+            raise ValueError("An untied generator needs generator_config.")
+        gen_config = _config(generator_config)
+        if untied_generator_embeddings:
+            generator_embeddings = Embeddings.from_encoder_config(
+                gen_config, name="generator_embeddings"
+            )
+        generator = TransformerEncoder(gen_config, embeddings=generator_embeddings, name=GENERATOR)
+    generator_head = None
+    if generator is not None:
+        generator_head = MaskedLMHead(
+            generator_embeddings,
+            activation=disc_config.hidden_act,
+            initializer_range=disc_config.initializer_range,
+            name=GENERATOR_HEAD,
+        )
+    discriminator_head = None
+    if electra_objective:
+        discriminator_head = DiscriminatorHead(
+            activation=disc_config.hidden_act,
+            initializer_range=disc_config.initializer_range,
+            name=DISCRIMINATOR_HEAD,
+        )
+    return PretrainingNetworks(discriminator, generator, generator_head, discriminator_head)
+
+
+def _config(config):
+    return EncoderConfig.from_dict(config) if isinstance(config, dict) else config

@@ -12,22 +12,15 @@ file; every key is a `configure_finetuning.FinetuningConfig` field. Dashed flag 
 """
 
 from electra_tf import cli
-from electra_tf import hparams as hparams_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.runner import run_finetuning
 
 
-def main(fv):
-    values = hparams_lib.load_hparams(fv.hparams)
-    run_finetuning(FinetuningConfig(fv.model_name, fv.data_dir, **values))
+def run_job(values, model_name, data_dir):
+    run_finetuning(FinetuningConfig(model_name, data_dir, **values))
 
 
-COMMAND = cli.Command(
-    usage="--data_dir=DATA --model_name=NAME [--hparams=JSON]",
-    define_flags=lambda fv: cli.define_run_flags(fv, "fine-tuned"),
-    main=main,
-    required=("data_dir", "model_name"),
-)
+COMMAND = cli.job_command("fine-tuned", run_job)
 run = COMMAND.entry_point
 
 if __name__ == "__main__":

@@ -11,22 +11,15 @@ the path of a JSON file (a saved pretrain_config.json too); every key is a
 """
 
 from electra_tf import cli
-from electra_tf import hparams as hparams_lib
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import run_pretraining
 
 
-def main(fv):
-    values = hparams_lib.load_hparams(fv.hparams)
-    run_pretraining(PretrainingConfig.from_hparams(values, fv.model_name, fv.data_dir))
+def run_job(values, model_name, data_dir):
+    run_pretraining(PretrainingConfig.from_hparams(values, model_name, data_dir))
 
 
-COMMAND = cli.Command(
-    usage="--data_dir=DATA --model_name=NAME [--hparams=JSON]",
-    define_flags=lambda fv: cli.define_run_flags(fv, "pre-trained"),
-    main=main,
-    required=("data_dir", "model_name"),
-)
+COMMAND = cli.job_command("pre-trained", run_job)
 run = COMMAND.entry_point
 
 if __name__ == "__main__":

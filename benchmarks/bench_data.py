@@ -10,13 +10,13 @@ pack, serialize, write shards). Ratios are taken in the same run since this mach
 """
 
 import argparse
-import json
 import os
 import random
 import sys
 import tempfile
 import time
 
+import bench_report
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -118,9 +118,7 @@ def main():
     )
     for key, value in results.items():
         print(f"{key:40s} {value:14,.2f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    bench_report.write_json(args.json, results)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ first, tracing batch.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 import tempfile
 import time
 
+import bench_report
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -109,9 +109,7 @@ def main():
     }
     for key, value in figures.items():
         print(f"{key}: {value}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=2)
+    bench_report.write_json(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import textwrap
 
+import bench_report
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BATCH, LENGTH, VOCAB = 32, 128, 30522
@@ -172,9 +174,7 @@ def main():
     ceiling = results["peak_flops"]["float32"] / train_flops_per_token(MASKED)
     results["fp32_ceiling_tokens_per_s"] = ceiling
     print(f"fp32 ceiling (100% MFU): {ceiling:.0f} tokens/s = {ceiling / base:.2f}x torch")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+    bench_report.write_json(args.json, results)
 
 
 if __name__ == "__main__":

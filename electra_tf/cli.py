@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from absl import flags, logging
 
+from electra_tf import hparams as hparams_lib
+
 # What the library raises for bad input; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
 _HELP = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -45,13 +47,37 @@ def normalize_argv(argv, negations=None):
     return out
 
 
+_DEFINE = {
+    str: flags.DEFINE_string,
+    int: flags.DEFINE_integer,
+    float: flags.DEFINE_float,
+    bool: flags.DEFINE_boolean,
+    list: flags.DEFINE_list,
+}
+
+
+def define_flags(fv, rows):
+    """Defines flags on `fv` from rows `(name, type, default, help)`; a tuple of strings as the
+    type defines an enum of those choices."""
+    for name, kind, default, help_text in rows:
+        if isinstance(kind, tuple):
+            flags.DEFINE_enum(name, default, list(kind), help_text, flag_values=fv)
+        else:
+            _DEFINE[kind](name, default, help_text, flag_values=fv)
+
+
+def values(fv, *names):
+    """{name: value} of the named flags, to pass as keyword arguments."""
+    return {name: fv[name].value for name in names}
+
+
 @dataclasses.dataclass
 class Command:
     """A command line: its flags, what it requires, and the library call it makes.
 
     Args:
       usage: one line after the program name, e.g. "--data_dir=DIR --model_name=NAME [flags]".
-      define_flags: fv -> None, defines the flags on `fv`.
+      flags: rows `(name, type, default, help)`, see `define_flags`.
       main: fv -> exit status (None is 0); calls one library function.
       required: flag names that must be given.
       negations: extra boolean spellings, see `normalize_argv`.
@@ -59,7 +85,7 @@ class Command:
     """
 
     usage: str
-    define_flags: Callable
+    flags: tuple
     main: Callable
     required: tuple = ()
     negations: dict = None
@@ -67,7 +93,7 @@ class Command:
 
     def flag_values(self):
         fv = flags.FlagValues()
-        self.define_flags(fv)
+        define_flags(fv, self.flags)
         return fv
 
     def __call__(self, argv=None):
@@ -108,12 +134,20 @@ class Command:
         sys.exit(self())
 
 
-def define_run_flags(fv, what):
-    """`--data_dir`, `--model_name` and `--hparams`, as the reference's run_*.py scripts."""
-    flags.DEFINE_string(
-        "data_dir", None, "Location of data files (model weights, etc).", flag_values=fv
-    )
-    flags.DEFINE_string("model_name", None, f"The name of the model being {what}.", flag_values=fv)
-    flags.DEFINE_string(
-        "hparams", "{}", "JSON dict of model hyperparameters, or a JSON file path.", flag_values=fv
+def job_command(what, run_job):
+    """A reference-style `run_*.py` command: `--data_dir`, `--model_name`, `--hparams` (a JSON dict
+    or file) -> `run_job(hparams dict, model_name, data_dir)`."""
+
+    def main(fv):
+        run_job(hparams_lib.load_hparams(fv.hparams), fv.model_name, fv.data_dir)
+
+    return Command(
+        usage="--data_dir=DATA --model_name=NAME [--hparams=JSON]",
+        flags=(
+            ("data_dir", str, None, "Location of data files (vocab, data, models)."),
+            ("model_name", str, None, f"The name of the model being {what}."),
+            ("hparams", str, "{}", "JSON dict of hyperparameters, or a JSON file path."),
+        ),
+        main=main,
+        required=("data_dir", "model_name"),
     )

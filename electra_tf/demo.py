@@ -12,7 +12,7 @@ continues: finished stages and steps are skipped.
 import importlib.resources
 
 import tensorflow as tf
-from absl import flags, logging
+from absl import logging
 
 from electra_tf import cli, fileio
 from electra_tf import vocab as vocab_lib
@@ -68,14 +68,11 @@ def run_demo(output_dir, num_train_steps=300, vocab_size=4000, **hparams):
     return run_pretraining(config), size
 
 
-def _define_flags(fv):
-    flags.DEFINE_string(
-        "output_dir", "demo_output", "Where the vocabulary, data and model go.", flag_values=fv
-    )
-    flags.DEFINE_integer("num_train_steps", 300, "Pre-training steps.", flag_values=fv)
-    flags.DEFINE_integer(
-        "demo_vocab_size", 4000, "Size of the WordPiece vocabulary to learn.", flag_values=fv
-    )
+FLAGS = (
+    ("output_dir", str, "demo_output", "Where the vocabulary, data and model go."),
+    ("num_train_steps", int, 300, "Pre-training steps."),
+    ("demo_vocab_size", int, 4000, "Size of the WordPiece vocabulary to learn."),
+)
 
 
 def main(fv):
@@ -96,7 +93,7 @@ def main(fv):
 
 COMMAND = cli.Command(
     usage="[--output_dir=demo_output] [--num_train_steps=300]",
-    define_flags=_define_flags,
+    flags=FLAGS,
     main=main,
 )
 run = COMMAND.entry_point

@@ -586,70 +586,23 @@ NEGATIONS = {
 }
 
 
-def _define_flags(fv):
-    flags.DEFINE_string(
-        "corpus_dir", None, "Directory of raw text files (any tf.io.gfile path).", flag_values=fv
-    )
-    flags.DEFINE_list(
-        "corpus_files", None, "Comma-separated corpus files or glob patterns.", flag_values=fv
-    )
-    flags.DEFINE_string(
-        "output_file",
-        None,
-        "The vocab.txt to write (WordPiece), or the output prefix / .model path (SentencePiece).",
-        flag_values=fv,
-    )
-    flags.DEFINE_enum(
-        "model_type",
-        "wordpiece",
-        list(MODEL_TYPES),
-        "wordpiece (vocab.txt) or a SentencePiece unigram / bpe model.",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "vocab_size", 30522, "Vocabulary size, special tokens included.", flag_values=fv
-    )
-    flags.DEFINE_boolean("do_lower_case", True, "Lower-case the text.", flag_values=fv)
-    flags.DEFINE_boolean(
-        "strip_accents",
-        None,
-        "Strip accents (NFD, drop marks). Default: same as --do_lower_case. WordPiece only.",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "limit_alphabet",
-        1000,
-        "WordPiece: number of distinct characters kept "
-        "(most frequent). Use thousands for Chinese/Japanese.",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "num_unused", 0, "WordPiece: [unusedK] slots between [PAD] and [UNK].", flag_values=fv
-    )
-    flags.DEFINE_integer("max_lines", None, "Use at most this many corpus lines.", flag_values=fv)
-    flags.DEFINE_integer(
-        "max_words",
-        None,
-        "WordPiece: keep at most about this many distinct words while counting (bounded memory).",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "heldout_fraction",
-        0.0,
-        "Hold out this last fraction of the lines and report the [UNK] rate on them.",
-        flag_values=fv,
-    )
-    flags.DEFINE_integer(
-        "input_sentence_size",
-        2_000_000,
-        "SentencePiece: lines sampled for training.",
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "character_coverage", 0.9995, "SentencePiece: character coverage.", flag_values=fv
-    )
-    flags.DEFINE_integer("seed", 0, "SentencePiece: random seed.", flag_values=fv)
-    return fv
+FLAGS = (
+    ("corpus_dir", str, None, "Directory of raw text files (any tf.io.gfile path)."),
+    ("corpus_files", list, None, "Comma-separated corpus files or glob patterns."),
+    ("output_file", str, None, "vocab.txt (WordPiece) or the SentencePiece output prefix."),
+    ("model_type", MODEL_TYPES, "wordpiece", "wordpiece, or a SentencePiece unigram / bpe."),
+    ("vocab_size", int, 30522, "Vocabulary size, special tokens included."),
+    ("do_lower_case", bool, True, "Lower-case the text."),
+    ("strip_accents", bool, None, "WordPiece: strip accents; default: as --do_lower_case."),
+    ("limit_alphabet", int, 1000, "WordPiece: characters kept (Chinese: thousands)."),
+    ("num_unused", int, 0, "WordPiece: [unusedK] slots between [PAD] and [UNK]."),
+    ("max_lines", int, None, "Use at most this many corpus lines."),
+    ("max_words", int, None, "WordPiece: about this many distinct words kept (memory bound)."),
+    ("heldout_fraction", float, 0.0, "Hold out this last fraction; report its [UNK] rate."),
+    ("input_sentence_size", int, 2_000_000, "SentencePiece: lines sampled for training."),
+    ("character_coverage", float, 0.9995, "SentencePiece: character coverage."),
+    ("seed", int, 0, "SentencePiece: random seed."),
+)
 
 
 def _validate(fv):
@@ -673,29 +626,15 @@ def main(fv):
 
     start = time.time()
     if fv.model_type == "wordpiece":
-        learn_wordpiece_vocab(
-            files,
-            fv.output_file,
-            vocab_size=fv.vocab_size,
-            do_lower_case=fv.do_lower_case,
-            strip_accents=fv.strip_accents,
-            limit_alphabet=fv.limit_alphabet,
-            num_unused=fv.num_unused,
-            max_lines=max_lines,
-            max_words=fv.max_words,
-        )
+        names = ("vocab_size", "do_lower_case", "strip_accents", "limit_alphabet", "num_unused")
+        options = cli.values(fv, "max_words", *names)
+        learn_wordpiece_vocab(files, fv.output_file, max_lines=max_lines, **options)
         vocab_file = fv.output_file
     else:
+        names = ("vocab_size", "model_type", "do_lower_case", "input_sentence_size", "seed")
+        options = cli.values(fv, "character_coverage", *names)
         vocab_file = learn_sentencepiece_vocab(
-            files,
-            fv.output_file,
-            vocab_size=fv.vocab_size,
-            model_type=fv.model_type,
-            do_lower_case=fv.do_lower_case,
-            max_lines=max_lines,
-            input_sentence_size=fv.input_sentence_size,
-            character_coverage=fv.character_coverage,
-            seed=fv.seed,
+            files, fv.output_file, max_lines=max_lines, **options
         )
     logging.info("Learning took %.1f s", time.time() - start)
     if heldout:
@@ -717,7 +656,7 @@ def main(fv):
 
 COMMAND = cli.Command(
     usage="--corpus_dir=DIR|--corpus_files=F1,F2 --output_file=vocab.txt [flags]",
-    define_flags=_define_flags,
+    flags=FLAGS,
     main=main,
     required=("output_file",),
     negations=NEGATIONS,

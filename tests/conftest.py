@@ -1,6 +1,8 @@
 """Shared fixtures: the ../shared data folder (skip with a reason when absent), TF log noise."""
 
 import os
+import subprocess
+import sys
 import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,3 +25,17 @@ def shared_path(*parts):
 def ram_dir():
     """A fresh in-memory directory standing in for a gs:// bucket."""
     return f"ram://test-{uuid.uuid4().hex}"
+
+
+def run_python(*args, env=None, timeout=900):
+    """`python ARGS` in the repository root in a fresh process, as a user would run an entry
+    point (`run_pretraining.py ...`, `-m electra_tf.demo ...`); returns the completed process
+    with text output (its exit status is not checked)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT, **(env or {})},
+        timeout=timeout,
+    )

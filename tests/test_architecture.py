@@ -15,16 +15,16 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "electra_tf"
 LAYERS = {
     "fileio": 0,
     "hparams": 1,
-    "cli": 1,
+    "cli": 2,
     "tokenization": 1,
-    "data": 2,
-    "vocab": 2,
-    "modeling": 3,
-    "training": 4,
-    "pretraining": 5,
-    "finetuning": 5,
-    "conversion": 6,
-    "demo": 7,
+    "data": 3,
+    "vocab": 3,
+    "modeling": 4,
+    "training": 5,
+    "pretraining": 6,
+    "finetuning": 6,
+    "conversion": 7,
+    "demo": 8,
 }
 
 

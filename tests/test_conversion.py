@@ -5,14 +5,12 @@ clear, and pre-training continues from a converted checkpoint."""
 import json
 import os
 import random
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, shared_path
+from conftest import run_python, shared_path
 
 from electra_tf.conversion import cli, reference
 from electra_tf.data import pretraining_data
@@ -326,29 +324,10 @@ def test_pretraining_continues_from_a_converted_checkpoint(tmp_path, capsys):
 
 def test_command_line_writes_hf_folders(tmp_path):
     pytest.importorskip("safetensors")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "electra_tf.conversion.cli",
-            "--from",
-            "reference",
-            "--to",
-            "hf",
-            "--input",
-            _reference("base_like"),
-            "--output",
-            str(tmp_path),
-            "--vocab_file",
-            _vocab(),
-            "--hparams",
-            json.dumps(HEADS),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_python(
+        *("-m electra_tf.conversion.cli --from reference --to hf --input".split()),
+        _reference("base_like"),
+        *("--output", str(tmp_path), "--vocab_file", _vocab(), "--hparams", json.dumps(HEADS)),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((tmp_path / "generator" / "config.json").read_text())

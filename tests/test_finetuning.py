@@ -4,13 +4,11 @@ init checkpoints on other filesystems; JSON-spec tasks; the command line; clear 
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, shared_path
+from conftest import run_python, shared_path
 
 from electra_tf.conversion import cli
 from electra_tf.data import pretraining_data
@@ -27,6 +25,10 @@ TINY = {
     "num_attention_heads": 2,
     "intermediate_size": 64,
 }
+# The tiny encoder over the Korean cased vocabulary that the fine-tuning tests pre-train.
+KOREAN_TINY = dict(
+    model_hparam_overrides=TINY, embedding_size=16, vocab_size=32200, do_lower_case=False
+)
 # Small, fast fine-tuning settings; the model's shape comes from its encoder_config.json.
 FAST = {
     "do_lower_case": False,
@@ -109,10 +111,7 @@ def data_dir(tmp_path_factory):
             "tiny",
             data_dir,
             model_size="small",
-            model_hparam_overrides=TINY,
-            embedding_size=16,
-            vocab_size=32200,
-            do_lower_case=False,
+            **KOREAN_TINY,
             max_seq_length=64,
             train_batch_size=8,
             num_train_steps=4,
@@ -206,19 +205,14 @@ def test_command_line_evaluates_the_finetuned_model(data_dir, all_kinds, tmp_pat
             }
         )
     )
-    subprocess.run(
-        [
-            sys.executable,
-            os.path.join(REPO_ROOT, "run_finetuning.py"),
-            f"--data-dir={data_dir}",
-            "--model-name",
-            "tiny",
-            f"--hparams={hparams}",
-        ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    finished = run_python(
+        "run_finetuning.py",
+        f"--data-dir={data_dir}",
+        "--model-name",
+        "tiny",
+        f"--hparams={hparams}",
     )
+    assert finished.returncode == 0, finished.stderr[-3000:]
     with open(f"{data_dir}/models/tiny/results/question_pair_results.json") as f:
         scores = json.load(f)["trials"][0]["question_pair"]
     assert scores["accuracy"] == all_kinds[0]["question_pair"]["accuracy"]
@@ -240,25 +234,10 @@ def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_
     ElectraForSequenceClassification gives the same logits."""
     models = f"{data_dir}/models/tiny/finetuning_models"
     exported = str(tmp_path / "question_pair_serving")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "electra_tf.conversion.cli",
-            "--from",
-            "ours",
-            "--to",
-            "saved_model",
-            "--input",
-            f"{models}/question_pair_model_1",
-            "--output",
-            exported,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_python(
+        *("-m electra_tf.conversion.cli --from ours --to saved_model --input".split()),
+        f"{models}/question_pair_model_1",
+        *("--output", exported),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "serving_default(text_a, text_b)" in result.stdout
@@ -507,10 +486,7 @@ def test_glue_and_clue_submission_files(tmp_path):
         do_train=False,
         init_checkpoint=None,
         write_test_outputs=True,
-        model_hparam_overrides=TINY,
-        embedding_size=16,
-        vocab_size=32200,
-        do_lower_case=False,
+        **KOREAN_TINY,
         max_seq_length=32,
         eval_batch_size=4,
         predict_batch_size=4,

@@ -338,3 +338,103 @@ def test_dropout_identity_at_inference_and_rate_bounds():
     np.testing.assert_array_equal(Dropout(1.0)(x, training=True), tf.zeros_like(x))
     with pytest.raises(ValueError, match="rate must be in"):
         Dropout(1.5)
+
+
+def test_every_layer_config_names_every_constructor_argument():
+    """`ConfigLayer` keeps each argument: a layer rebuilt from its config has the same settings."""
+    import inspect
+
+    from electra_tf.modeling import SelfAttention, SentenceHead, SpanQAHead, TaggingHead
+
+    made = [
+        Dropout(0.2, seed=3),
+        Embeddings(50, 8, max_position_embeddings=32, dropout_rate=0.05),
+        SelfAttention(2, 4, dropout_rate=0.3),
+        TransformerBlock(2, 32, activation="relu", layer_norm_eps=1e-6),
+        DiscriminatorHead(activation="tanh", initializer_range=0.1),
+        SentenceHead(3),
+        TaggingHead(5),
+        SpanQAHead(joint_prediction=False, beam_size=4, answerable_weight=0.25),
+    ]
+    for layer in made:
+        config = layer.get_config()
+        arguments = set(inspect.signature(type(layer).__init__).parameters) - {"self", "kwargs"}
+        assert arguments <= set(config), (type(layer).__name__, arguments - set(config))
+        clone = type(layer).from_config(config)
+        assert {k: getattr(clone, k) for k in arguments} == {
+            k: getattr(layer, k) for k in arguments
+        }
+
+
+def test_task_heads_round_trip_with_weights():
+    from electra_tf.modeling import SentenceHead, SpanQAHead, TaggingHead
+
+    sequence = tf.random.stateless_normal([BATCH, SEQ, 16], seed=[1, 2])
+    features = {
+        "input_mask": tf.ones([BATCH, SEQ], tf.int32),
+        "segment_ids": tf.constant([[0, 0, 1, 1, 1, 1]] * BATCH),
+        "start_positions": tf.constant([2, 3]),
+        "end_positions": tf.constant([4, 3]),
+        "is_impossible": tf.constant([0, 1]),
+    }
+    cases = [
+        (SentenceHead(3), lambda h: h(sequence[:, 0])),
+        (TaggingHead(4), lambda h: h(sequence)),
+        (SpanQAHead(beam_size=3), lambda h: h(sequence, features)),
+    ]
+    for head, run in cases:
+        expected = run(head)
+        clone = keras.layers.deserialize(keras.layers.serialize(head))
+        run(clone)
+        clone.set_weights(head.get_weights())
+        tf.nest.map_structure(
+            lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), run(clone), expected
+        )
+
+
+@pytest.mark.parametrize(
+    "tying",
+    [
+        {},
+        {"untied_generator_embeddings": True},
+        {"untied_generator": False},
+        {"electra_objective": False},
+        {"uniform_generator": True},
+    ],
+)
+def test_pretraining_model_from_built_networks_round_trips_its_config(tying):
+    from electra_tf.modeling import networks
+    from electra_tf.pretraining.model import PretrainingModel
+
+    disc = tiny_config()
+    gen = dataclasses.replace(disc, hidden_size=8, num_attention_heads=1, intermediate_size=16)
+    nets = networks.build_pretraining_networks(disc, gen, **tying)
+    model = PretrainingModel(
+        nets.discriminator,
+        nets.generator,
+        nets.generator_head,
+        nets.discriminator_head,
+        mask_id=4,
+        special_ids=(0, 2, 3),
+        max_seq_length=SEQ,
+        max_predictions_per_seq=2,
+        disc_weight=20.0,
+    )
+    model.build_all()
+    clone = PretrainingModel.from_config(model.get_config())
+    clone.build_all()
+    assert [v.path for v in clone.weights] == [v.path for v in model.weights]
+    clone.set_weights(model.get_weights())
+    seed = tf.constant([3, 4], tf.int64)
+    got, expected = (
+        clone.compute(clone.dummy_features(), seed, False),
+        model.compute(model.dummy_features(), seed, False),
+    )
+    np.testing.assert_allclose(got["loss"], expected["loss"], atol=1e-6)
+    assert clone.disc_weight == 20.0 and clone.electra_objective == model.electra_objective
+    shares = (
+        clone.generator is not None
+    ) and clone.generator.embeddings is clone.discriminator.embeddings
+    assert shares == (
+        (model.generator is not None) and not tying.get("untied_generator_embeddings")
+    )

@@ -119,9 +119,7 @@ def test_weight_decay_skipped_for_layer_norm_and_bias():
 def test_schedule_matches_reference_formula():
     lr, num_train_steps, warmup = 1e-3, 100, 10
     for power in (1.0, 0.5):
-        schedule = opt.polynomial_decay_with_warmup(
-            lr, num_train_steps, warmup, lr_decay_power=power
-        )
+        schedule = opt.PolynomialDecayWithWarmup(lr, num_train_steps, warmup, lr_decay_power=power)
         for step in (0, 1, 5, 10, 37, 99, 100, 150):
             decayed = tf.compat.v1.train.polynomial_decay(
                 lr,
@@ -216,7 +214,7 @@ def test_runs_under_jit_compile():
     eager = run_keras(new_optimizer(), params, grads)
     compiled = run_keras(new_optimizer(), params, grads, jit_compile=True)
     assert_close(compiled, eager)
-    schedule = opt.polynomial_decay_with_warmup(0.01, 10, 2)
+    schedule = opt.PolynomialDecayWithWarmup(0.01, 10, 2)
     lrs = [float(schedule(s)) for s in range(3)]
     multipliers = opt.layerwise_lr_multipliers(list(VARIABLES), 2, 0.8)
     assert_close(compiled, reference_adam(params, grads, lrs, 0.01, multipliers))

@@ -109,27 +109,7 @@ def test_packing_statistics():
 
 
 def _vocab(tmp_path):
-    words = [
-        "the",
-        "cat",
-        "dog",
-        "sat",
-        "on",
-        "mat",
-        "a",
-        "big",
-        "red",
-        "##s",
-        "##ed",
-        ".",
-        ",",
-        "中",
-        "文",
-        "字",
-        "我",
-        "们",
-        "是",
-    ]
+    words = "the cat dog sat on mat a big red ##s ##ed . , 中 文 字 我 们 是".split()
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n")
     return str(path)

@@ -22,7 +22,6 @@ import json
 import posixpath
 
 import tensorflow as tf
-from absl import flags
 
 from electra_tf import cli
 from electra_tf import hparams as hp
@@ -122,56 +121,25 @@ def convert(source, target, input_path, output, vocab_file=None, hparams=None):
     return WRITERS[target](model, output, vocab_file)
 
 
-def _define_flags(fv):
-    flags.DEFINE_enum("from", None, sorted(READERS), "Format of --input.", flag_values=fv)
-    flags.DEFINE_enum("to", None, sorted(WRITERS), "Format to write to --output.", flag_values=fv)
-    flags.DEFINE_string(
-        "input",
-        None,
-        "reference: TF1 checkpoint folder or prefix; ours: model dir "
-        "(pre-trained, or fine-tuned: finetuning_models/<task>_model_<trial>) "
-        "or its ckpt-N; hf: a model folder, or one holding discriminator/ and "
-        "generator/.",
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
-        "output",
-        None,
-        "ours: DATA/models/NAME; hf: a folder that receives "
-        "discriminator/ and generator/ (a fine-tuned model: the folder of its "
-        "ElectraForSequenceClassification); saved_model: the export folder.",
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
-        "vocab_file",
-        None,
-        "The vocabulary (default: vocab.txt found with the input).",
-        flag_values=fv,
-    )
-    flags.DEFINE_string(
-        "hparams",
-        None,
-        "JSON dict or file of PretrainingConfig hparams and encoder "
-        "keys the input does not tell (e.g. num_attention_heads).",
-        flag_values=fv,
-    )
+FLAGS = (
+    ("from", tuple(sorted(READERS)), None, "Format of --input."),
+    ("to", tuple(sorted(WRITERS)), None, "Format to write to --output."),
+    ("input", str, None, "reference: TF1 checkpoint; ours: model dir or ckpt-N; hf: folder."),
+    ("output", str, None, "ours: DATA/models/NAME; hf: a folder; saved_model: export folder."),
+    ("vocab_file", str, None, "The vocabulary (default: vocab.txt found with the input)."),
+    ("hparams", str, None, "JSON: PretrainingConfig hparams and encoder keys not in the input."),
+)
 
 
 def main(fv):
-    convert(
-        fv["from"].value,
-        fv["to"].value,
-        fv["input"].value,
-        fv["output"].value,
-        vocab_file=fv["vocab_file"].value,
-        hparams=fv["hparams"].value,
-    )
+    source, target, input_path, output = cli.values(fv, "from", "to", "input", "output").values()
+    convert(source, target, input_path, output, **cli.values(fv, "vocab_file", "hparams"))
 
 
 COMMAND = cli.Command(
     usage=f"--from {{{','.join(sorted(READERS))}}} --to {{{','.join(sorted(WRITERS))}}} "
     "--input PATH --output PATH [flags]",
-    define_flags=_define_flags,
+    flags=FLAGS,
     main=main,
     required=("from", "to", "input", "output"),
 )

@@ -8,7 +8,7 @@ google/electra-*) and BERT encoders (`BertModel`, or the `bert.` encoder of a BE
 BERT's pooler and heads are dropped). torch is imported only to read a legacy pytorch_model.bin.
 
 HF `Linear` weights are [out, in], our kernels [in, out] (attention kernels split by head), so
-kernels are transposed on the way; names follow `_HF_RULES`.
+kernels are transposed on the way; names follow `hf_name`.
 """
 
 import json
@@ -45,22 +45,7 @@ _STRICT_KEYS = (
 )
 # Keys that only matter to training: --hparams may change them.
 _SOFT_KEYS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range")
-# Our path inside an encoder (or a head's path) -> HF name; the leaf is renamed by _HF_LEAVES.
-_HF_RULES = (
-    (r"^embeddings/(word|position|token_type)_embeddings$", r"embeddings.\1_embeddings.weight"),
-    (r"^embeddings/layer_norm/", "embeddings.LayerNorm."),
-    (r"^embeddings_project/", "embeddings_project."),
-    (r"^layer_(\d+)/attention/(query|key|value)/", r"encoder.layer.\1.attention.self.\2."),
-    (r"^layer_(\d+)/attention/output/", r"encoder.layer.\1.attention.output.dense."),
-    (r"^layer_(\d+)/attention_layer_norm/", r"encoder.layer.\1.attention.output.LayerNorm."),
-    (r"^layer_(\d+)/intermediate/", r"encoder.layer.\1.intermediate.dense."),
-    (r"^layer_(\d+)/output/", r"encoder.layer.\1.output.dense."),
-    (r"^layer_(\d+)/output_layer_norm/", r"encoder.layer.\1.output.LayerNorm."),
-    (r"^discriminator_predictions/(dense|dense_prediction)/", r"discriminator_predictions.\1."),
-    (r"^generator_predictions/dense/", "generator_predictions.dense."),
-    (r"^generator_predictions/layer_norm/", "generator_predictions.LayerNorm."),
-    (r"^generator_predictions/output_bias$", "generator_lm_head.bias"),
-)
+# HF names are the reference's TF1 names (`reference.reference_name`) in dotted form, leaves renamed.
 _HF_LEAVES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "bias"}
 _HEADS = ("discriminator_predictions", "generator_predictions")
 
@@ -69,16 +54,25 @@ _HEADS = ("discriminator_predictions", "generator_predictions")
 
 
 def hf_name(path, prefix=""):
-    """HF parameter name of our variable `path`; encoder weights get `prefix` ("electra." ...)."""
+    """HF parameter name of our variable `path`; encoder weights get `prefix` ("electra." ...).
+
+    The reference's TF1 name with dots for slashes (`encoder/layer_0/...` ->
+    `encoder.layer.0...`), as transformers' own TF-checkpoint loader reads it.
+    """
     scope, _, local = path.partition("/")
     if scope in _HEADS:
         local, prefix = path, ""
     local = re.sub(r"^generator_embeddings/", "embeddings/", local)
-    for pattern, replacement in _HF_RULES:
-        name, count = re.subn(pattern, replacement, local, count=1)
-        if count:
-            head, _, leaf = name.rpartition(".")
-            return prefix + (f"{head}.{_HF_LEAVES[leaf]}" if leaf in _HF_LEAVES else name)
+    name = reference.reference_name("/" + local).lstrip("/")
+    name = re.sub(r"layer_(\d+)", r"layer.\1", name).replace("/", ".")
+    name = name.replace(".dense_1.", ".dense_prediction.")  # HF kept the layer's own name
+    head, _, leaf = name.rpartition(".")
+    if leaf in _HF_LEAVES:
+        return prefix + f"{head}.{_HF_LEAVES[leaf]}"
+    if leaf.endswith("_embeddings"):
+        return prefix + name + ".weight"
+    if name == "generator_predictions.output_bias":
+        return "generator_lm_head.bias"
     raise ValueError(f"No Hugging Face name for variable {path}.")
 
 

@@ -329,7 +329,7 @@ def load_model_dir(path, vocab_file=None):
     checkpoint = model_dir_lib.resolve_checkpoint(path, "--input")
     model = new_model(read_model_dir_config(model_dir_lib.checkpoint_dir(path)), vocab_file)
     keys = model_dir_lib.checkpoint_variables(checkpoint)
-    reader = tf.train.load_checkpoint(checkpoint)
+    reader = tf.compat.v1.train.NewCheckpointReader(checkpoint)
 
     def lookup(our_path, shape):
         if our_path not in keys:

@@ -28,14 +28,8 @@ from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIE
 
 __all__ = ["FinetuningConfig"]
 
-_DEBUG_SETTINGS = {
-    "save_checkpoints_steps": 1000000,
-    "num_trials": 1,
-    "iterations_per_loop": 1,
-    "train_batch_size": 32,
-    "num_train_epochs": 3.0,
-    "log_examples": True,
-}
+_DEBUG_SETTINGS = dict(save_checkpoints_steps=1000000, num_trials=1, iterations_per_loop=1)
+_DEBUG_SETTINGS.update(train_batch_size=32, num_train_epochs=3.0, log_examples=True)
 # Settings a pre-trained model's own config supplies when they are not passed.
 _INHERITED = ("model_size", "do_lower_case")
 

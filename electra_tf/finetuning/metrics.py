@@ -130,10 +130,17 @@ def squad_f1(gold, prediction, version_2=False):
     pred_tokens = squad_normalize(prediction).split()
     if version_2 and (not gold_tokens or not pred_tokens):
         return float(gold_tokens == pred_tokens)
-    same = sum((collections.Counter(gold_tokens) & collections.Counter(pred_tokens)).values())
+    return _overlap_f1(gold_tokens, pred_tokens)
+
+
+def _overlap_f1(gold_items, pred_items, same=None):
+    """Harmonic mean of precision and recall of `same` shared items (default: the multiset
+    intersection of the two lists), as the official SQuAD, KorQuAD and CMRC scripts."""
+    if same is None:
+        same = sum((collections.Counter(gold_items) & collections.Counter(pred_items)).values())
     if same == 0:
         return 0.0
-    precision, recall = same / len(pred_tokens), same / len(gold_tokens)
+    precision, recall = same / len(pred_items), same / len(gold_items)
     return 2 * precision * recall / (precision + recall)
 
 
@@ -235,11 +242,7 @@ def _korquad_f1(gold, prediction):
     """F1 over the characters of the normalised texts (spaces left out)."""
     pred_chars = list(_korquad_normalize(prediction).replace(" ", ""))
     gold_chars = list(_korquad_normalize(gold).replace(" ", ""))
-    same = sum((collections.Counter(pred_chars) & collections.Counter(gold_chars)).values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred_chars), same / len(gold_chars)
-    return 2 * precision * recall / (precision + recall)
+    return _overlap_f1(gold_chars, pred_chars)
 
 
 def korquad_evaluate(gold, predictions):
@@ -340,9 +343,7 @@ def cmrc_f1(answers, prediction):
     for answer in answers:
         gold_segments = mixed_segmentation(answer, remove_punctuation=True)
         same = _longest_common_substring(gold_segments, pred_segments)
-        if same:
-            precision, recall = same / len(pred_segments), same / len(gold_segments)
-            scores.append(2 * precision * recall / (precision + recall))
+        scores.append(_overlap_f1(gold_segments, pred_segments, same))
     return max(scores)
 
 

@@ -201,9 +201,8 @@ class FinetuningRunner:
 
     def __init__(self, config, strategy=None):
         self.config = config
-        distribution.set_precision_policy(config.mixed_precision)
-        self.strategy = strategy or distribution.create_strategy(
-            config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu
+        self.strategy = distribution.strategy_for(
+            config, strategy, ("train_batch_size", "eval_batch_size", "predict_batch_size")
         )
         self.is_chief = distribution.is_chief(self.strategy)
         self.encoder_config = EncoderConfig.from_dict(config.model_hparams())
@@ -212,13 +211,6 @@ class FinetuningRunner:
                 f"max_seq_length {config.max_seq_length} exceeds the encoder's "
                 f"max_position_embeddings {self.encoder_config.max_position_embeddings}"
             )
-        replicas = self.strategy.num_replicas_in_sync
-        for name in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
-            if getattr(config, name) % replicas:
-                raise ValueError(
-                    f"{name} ({getattr(config, name)}) must be a multiple of the "
-                    f"{replicas} replicas"
-                )
         self.tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
         if self.tokenizer.vocab_size > self.encoder_config.vocab_size:
             raise ValueError(
@@ -389,17 +381,7 @@ class FinetuningRunner:
             losses, _ = model.compute(features, training)
             return tf.reduce_sum(losses), {"loss_per_example": tf.reduce_mean(losses)}
 
-        settings = loop.LoopSettings(
-            model_dir=model_dir,
-            num_train_steps=num_train_steps,
-            iterations_per_loop=config.iterations_per_loop,
-            save_checkpoints_steps=config.save_checkpoints_steps,
-            keep_checkpoint_max=config.keep_checkpoint_max,
-            seed=seed,
-            jit_compile=config.jit_compile,
-            global_batch_size=config.train_batch_size,
-            tokens_per_example=config.max_seq_length,
-        )
+        settings = loop.LoopSettings.from_config(config, model_dir, num_train_steps, seed)
         logging.info(
             "Training %s for %d steps (%.1f epochs of %d features)",
             task.name,

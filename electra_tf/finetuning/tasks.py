@@ -378,6 +378,7 @@ def _builtin_tasks():
     """Task templates (raw_dir unset) for every built-in benchmark."""
     cls, reg, acc = "classification", "regression", ("accuracy",)
     mnli_fields = _columns(8, 9, -1)
+    rte_fields = _three(_columns(1, 2, 3), _columns(1, 2))
     tasks = [
         # GLUE, with the reference's column choices (test files carry no labels).
         _task(
@@ -434,47 +435,13 @@ def _builtin_tasks():
             acc,
             labels=_NLI,
         ),
-        _task(
-            "qnli",
-            cls,
-            "tsv",
-            _three(_columns(1, 2, 3), _columns(1, 2)),
-            acc,
-            labels=("entailment", "not_entailment"),
-        ),
-        _task(
-            "rte",
-            cls,
-            "tsv",
-            _three(_columns(1, 2, 3), _columns(1, 2)),
-            acc,
-            labels=("entailment", "not_entailment"),
-        ),
+        _task("qnli", cls, "tsv", rte_fields, acc, labels=("entailment", "not_entailment")),
+        _task("rte", cls, "tsv", rte_fields, acc, labels=("entailment", "not_entailment")),
         # Not in the reference; GLUE's WNLI TSVs have RTE's columns (index, sentence1/2, label).
-        _task("wnli", cls, "tsv", _three(_columns(1, 2, 3), _columns(1, 2)), acc, labels=_BINARY),
-        _task(
-            "squadv1",
-            "span_qa",
-            "squad",
-            {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v1",),
-        ),
-        _task(
-            "squadv2",
-            "span_qa",
-            "squad",
-            {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v2",),
-            version_2=True,
-        ),
-        _task(
-            "squad",
-            "span_qa",
-            "squad",
-            {"train": ("train.json",), "dev": ("dev.json",)},
-            ("squad_v2",),
-            version_2=True,
-        ),
+        _task("wnli", cls, "tsv", rte_fields, acc, labels=_BINARY),
+        _squad_task("squadv1", "squad_v1"),
+        _squad_task("squadv2", "squad_v2", version_2=True),
+        _squad_task("squad", "squad_v2", version_2=True),
         _task(
             "chunk",
             "tagging",
@@ -539,20 +506,8 @@ def _builtin_tasks():
         _task("lcqmc", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
         _task("bq", cls, "tsv", _three(_columns(0, 1, 2)), acc, labels=_BINARY, symmetric=True),
         _task("chnsenticorp", cls, "tsv", _three(_columns(1, label=0)), acc, labels=_BINARY),
-        _task(
-            "cmrc2018",
-            "span_qa",
-            "squad",
-            {"train": ("train.json",), "dev": ("dev.json",)},
-            ("cmrc",),
-        ),
-        _task(
-            "drcd",
-            "span_qa",
-            "squad",
-            {"train": ("train.json",), "dev": ("dev.json",), "test": ("test.json",)},
-            ("cmrc",),
-        ),
+        _squad_task("cmrc2018", "cmrc"),
+        _squad_task("drcd", "cmrc", splits=("train", "dev", "test")),
         # KoELECTRA's finetune data (file names from its configs, columns from its processors).
         _task(
             "nsmc",
@@ -620,15 +575,15 @@ def _builtin_tasks():
             labels=_NAVER_TYPES,
             suffix_tags=True,
         ),
-        _task(
-            "korquad",
-            "span_qa",
-            "squad",
-            {"train": ("KorQuAD_v1.0_train.json",), "dev": ("KorQuAD_v1.0_dev.json",)},
-            ("korquad",),
-        ),
+        _squad_task("korquad", "korquad", prefix="KorQuAD_v1.0_"),
     ]
     return {task.name: task for task in tasks}
+
+
+def _squad_task(name, metric, splits=("train", "dev"), prefix="", **kwargs):
+    """A span-QA task in SQuAD's JSON format: files `<prefix><split>.json`."""
+    files = {split: (f"{prefix}{split}.json",) for split in splits}
+    return _task(name, "span_qa", "squad", files, (metric,), **kwargs)
 
 
 BUILTIN_TASKS = _builtin_tasks()

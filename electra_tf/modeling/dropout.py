@@ -3,11 +3,13 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.base import ConfigLayer
+
 _LEVELS = 1 << 16  # keep/drop resolution: each element gets a 16-bit random number
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class Dropout(keras.layers.Layer):
+class Dropout(ConfigLayer):
     """Zeroes each element with probability `rate` and scales the rest by 1 / (1 - rate).
 
     Same semantics as `keras.layers.Dropout`, with the drop probability rounded to a
@@ -25,8 +27,7 @@ class Dropout(keras.layers.Layer):
         super().__init__(**kwargs)
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1], got {rate}.")
-        self.rate = rate
-        self.seed = seed
+        self.remember(locals())
         self.seed_generator = keras.random.SeedGenerator(seed) if rate > 0 else None
 
     def call(self, inputs, training=None):
@@ -59,8 +60,3 @@ class Dropout(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"rate": self.rate, "seed": self.seed})
-        return config

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.config import EncoderConfig
 from electra_tf.modeling.dropout import Dropout
 
@@ -13,7 +14,7 @@ def truncated_normal(stddev: float) -> keras.initializers.Initializer:
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class Embeddings(keras.layers.Layer):
+class Embeddings(ConfigLayer):
     """Sums word, position and token-type embeddings, then LayerNorm and dropout.
 
     One instance can be called by several encoders: ELECTRA's generator and
@@ -36,13 +37,7 @@ class Embeddings(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.vocab_size = vocab_size
-        self.embedding_size = embedding_size
-        self.max_position_embeddings = max_position_embeddings
-        self.type_vocab_size = type_vocab_size
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
-        self.dropout_rate = dropout_rate
+        self.remember(locals())
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
         )
@@ -97,18 +92,3 @@ class Embeddings(keras.layers.Layer):
             embeddings += tf.gather(self.token_type_embeddings, segment_ids)
         embeddings = self.layer_norm(embeddings)
         return self.dropout(embeddings, training=training)  # [B, T, E]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocab_size": self.vocab_size,
-                "embedding_size": self.embedding_size,
-                "max_position_embeddings": self.max_position_embeddings,
-                "type_vocab_size": self.type_vocab_size,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-                "dropout_rate": self.dropout_rate,
-            }
-        )
-        return config

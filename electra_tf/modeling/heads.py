@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.embeddings import truncated_normal
 from electra_tf.modeling.transformer import get_activation
 
@@ -16,7 +17,7 @@ def gather_positions(sequence, positions):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class DiscriminatorHead(keras.layers.Layer):
+class DiscriminatorHead(ConfigLayer):
     """Per-token "was this token replaced?" logits (`discriminator_predictions`).
 
     Dense(H, activation) then Dense(1), with H the input width.
@@ -28,8 +29,7 @@ class DiscriminatorHead(keras.layers.Layer):
 
     def __init__(self, activation="gelu", initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activation
-        self.initializer_range = initializer_range
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, T, H]
@@ -56,19 +56,9 @@ class DiscriminatorHead(keras.layers.Layer):
         logits = self.dense_prediction(self.dense(sequence_output))  # [B, T, 1]
         return tf.cast(tf.squeeze(logits, -1), tf.float32)  # [B, T]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "activation": self.activation,
-                "initializer_range": self.initializer_range,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MaskedLMHead(keras.layers.Layer):
+class MaskedLMHead(ConfigLayer):
     """Vocabulary logits tied to the word embeddings (`generator_predictions`).
 
     Dense(E, activation), LayerNorm, then `x @ word_embeddings^T + output_bias`.
@@ -92,10 +82,7 @@ class MaskedLMHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.embeddings = embeddings
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, P, H]
@@ -136,14 +123,7 @@ class MaskedLMHead(keras.layers.Layer):
         # The embeddings are serialized by value: a deserialized head owns an
         # untied copy of the table's configuration, not the shared table.
         config = super().get_config()
-        config.update(
-            {
-                "embeddings": keras.saving.serialize_keras_object(self.embeddings),
-                "activation": self.activation,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
+        config["embeddings"] = keras.saving.serialize_keras_object(self.embeddings)
         return config
 
     @classmethod

@@ -19,6 +19,7 @@ TensorShape([2, 3])
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.transformer import get_activation
 
@@ -31,12 +32,12 @@ _HEAD_DROPOUT = 0.1
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class SentenceHead(keras.layers.Layer):
+class SentenceHead(ConfigLayer):
     """Dropout then a dense layer on the [CLS] output: [B, H] -> float32 [B, outputs]."""
 
     def __init__(self, num_outputs, **kwargs):
         super().__init__(**kwargs)
-        self.num_outputs = num_outputs
+        self.remember(locals())
         self.dropout = Dropout(_HEAD_DROPOUT, dtype=self.dtype_policy, name="dropout")
         self.dense = keras.layers.Dense(num_outputs, dtype=self.dtype_policy, name="dense")
 
@@ -47,17 +48,14 @@ class SentenceHead(keras.layers.Layer):
     def call(self, pooled, training=None):
         return tf.cast(self.dense(self.dropout(pooled, training=training)), tf.float32)
 
-    def get_config(self):
-        return {**super().get_config(), "num_outputs": self.num_outputs}
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class TaggingHead(keras.layers.Layer):
+class TaggingHead(ConfigLayer):
     """A dense layer per token (no dropout, as the reference): [B, T, H] -> float32 [B, T, C]."""
 
     def __init__(self, num_labels, **kwargs):
         super().__init__(**kwargs)
-        self.num_labels = num_labels
+        self.remember(locals())
         self.dense = keras.layers.Dense(num_labels, dtype=self.dtype_policy, name="dense")
 
     def build(self, input_shape):
@@ -67,12 +65,9 @@ class TaggingHead(keras.layers.Layer):
     def call(self, sequence):
         return tf.cast(self.dense(sequence), tf.float32)
 
-    def get_config(self):
-        return {**super().get_config(), "num_labels": self.num_labels}
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class SpanQAHead(keras.layers.Layer):
+class SpanQAHead(ConfigLayer):
     """Start/end logits over [CLS] and the context, optionally joint and with a no-answer logit.
 
     `call(sequence [B, T, H], features, training)` returns float32 "start_logits", "end_logits"
@@ -93,11 +88,7 @@ class SpanQAHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.joint_prediction = joint_prediction
-        self.beam_size = beam_size
-        self.answerable_classifier = answerable_classifier
-        self.answerable_uses_start_logits = answerable_uses_start_logits
-        self.answerable_weight = answerable_weight
+        self.remember(locals())
 
         def dense(units, name, activation=None):
             return keras.layers.Dense(
@@ -196,16 +187,6 @@ class SpanQAHead(keras.layers.Layer):
             )
         outputs["losses"] = losses
         return outputs
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "joint_prediction": self.joint_prediction,
-            "beam_size": self.beam_size,
-            "answerable_classifier": self.answerable_classifier,
-            "answerable_uses_start_logits": self.answerable_uses_start_logits,
-            "answerable_weight": self.answerable_weight,
-        }
 
 
 def cross_entropy(logits, labels):

@@ -5,6 +5,7 @@ import math
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
 
@@ -42,7 +43,7 @@ def get_activation(name):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class SelfAttention(keras.layers.Layer):
+class SelfAttention(ConfigLayer):
     """Multi-head scaled dot-product self-attention with a key padding mask.
 
     Query/key/value kernels are [H, heads, head_size] and the output kernel is
@@ -56,10 +57,7 @@ class SelfAttention(keras.layers.Layer):
 
     def __init__(self, num_heads, head_size, dropout_rate=0.0, initializer_range=0.02, **kwargs):
         super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.head_size = head_size
-        self.dropout_rate = dropout_rate
-        self.initializer_range = initializer_range
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, T, H]
@@ -103,21 +101,9 @@ class SelfAttention(keras.layers.Layer):
         context = tf.einsum("bnts,bsnd->btnd", probs, value)  # [B, T, N, D]
         return self.output_dense(context)  # [B, T, H]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "head_size": self.head_size,
-                "dropout_rate": self.dropout_rate,
-                "initializer_range": self.initializer_range,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(ConfigLayer):
     """A post-LayerNorm BERT encoder layer.
 
         x = LayerNorm(x + Dropout(SelfAttention(x)))
@@ -143,13 +129,7 @@ class TransformerBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.intermediate_size = intermediate_size
-        self.activation = activation
-        self.dropout_rate = dropout_rate
-        self.attention_dropout_rate = attention_dropout_rate
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, T, H]
@@ -207,18 +187,3 @@ class TransformerBlock(keras.layers.Layer):
         ffn_output = self.output_dense(ffn_output)  # [B, T, H]
         ffn_output = self.dropout(ffn_output, training=training)
         return self.output_layer_norm(hidden_states + ffn_output)  # [B, T, H]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "intermediate_size": self.intermediate_size,
-                "activation": self.activation,
-                "dropout_rate": self.dropout_rate,
-                "attention_dropout_rate": self.attention_dropout_rate,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
-        return config

@@ -25,13 +25,8 @@ from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIE
 __all__ = ["PretrainingConfig"]
 
 # Settings of the reference's debug mode.
-_DEBUG_SETTINGS = {
-    "train_batch_size": 8,
-    "num_train_steps": 20,
-    "eval_batch_size": 4,
-    "iterations_per_loop": 1,
-    "num_eval_steps": 2,
-}
+_DEBUG_SETTINGS = dict(train_batch_size=8, num_train_steps=20, eval_batch_size=4)
+_DEBUG_SETTINGS.update(iterations_per_loop=1, num_eval_steps=2)
 # Top-level keys of a model-size file that are config hyperparameters.
 _SIZE_CONFIG_KEYS = ("embedding_size", "generator_hidden_size", "generator_layers")
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from electra_tf.modeling import (
     DiscriminatorHead,
+    Embeddings,
     MaskedLMHead,
     TransformerEncoder,
     gather_positions,
@@ -233,8 +234,10 @@ class PretrainingModel(keras.Model):
                 if self.generator is None or shares_all
                 else keras.saving.serialize_keras_object(self.generator),
                 "generator_is_discriminator": shares_all,
-                "generator_shares_embeddings": self.generator is not None
-                and self.generator.embeddings is self.discriminator.embeddings,
+                "generator_embeddings": None
+                if self.generator is None
+                or self.generator.embeddings is self.discriminator.embeddings
+                else keras.saving.serialize_keras_object(self.generator.embeddings),
                 "generator_head": None
                 if self.generator_head is None
                 else _without_embeddings(self.generator_head.get_config()),
@@ -263,13 +266,17 @@ class PretrainingModel(keras.Model):
         config = dict(config)
         discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
         generator_config = config.pop("generator")
-        shares_embeddings = config.pop("generator_shares_embeddings")
+        own_embeddings = config.pop("generator_embeddings")
         generator = None
         if config.pop("generator_is_discriminator"):
             generator = discriminator
         elif generator_config is not None:
             inner = generator_config["config"]
-            embeddings = discriminator.embeddings if shares_embeddings else None
+            embeddings = (
+                discriminator.embeddings
+                if own_embeddings is None
+                else Embeddings.from_config(own_embeddings["config"])  # built in the generator
+            )
             generator = TransformerEncoder(
                 inner["config"], embeddings=embeddings, name=inner.get("name")
             )

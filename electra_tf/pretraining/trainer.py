@@ -60,9 +60,8 @@ class Pretrainer:
 
     def __init__(self, config, strategy=None):
         self.config = config
-        distribution.set_precision_policy(config.mixed_precision)
-        self.strategy = strategy or distribution.create_strategy(
-            config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu
+        self.strategy = distribution.strategy_for(
+            config, strategy, ("train_batch_size", "eval_batch_size")
         )
         self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)
         self.data_info = input_pipeline.check_dataset_info(
@@ -74,13 +73,6 @@ class Pretrainer:
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
             logging.info("Whole-word masking from '##' WordPiece continuation pieces.")
         mask_id, special_ids, continuation_ids = _vocab_facts(config)
-        num_replicas = self.strategy.num_replicas_in_sync
-        if config.train_batch_size % num_replicas or config.eval_batch_size % num_replicas:
-            raise ValueError(
-                f"train_batch_size ({config.train_batch_size}) and eval_batch_size "
-                f"({config.eval_batch_size}) must be multiples of the {num_replicas} "
-                "replicas."
-            )
         keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
         with self.strategy.scope():
             self.model = build_pretraining_model(config, mask_id, special_ids, continuation_ids)
@@ -140,16 +132,8 @@ class Pretrainer:
     def train_loop(self):
         if self._loop is None:
             config = self.config
-            settings = loop.LoopSettings(
-                model_dir=config.model_dir,
-                num_train_steps=config.num_train_steps,
-                iterations_per_loop=config.iterations_per_loop,
-                save_checkpoints_steps=config.save_checkpoints_steps,
-                keep_checkpoint_max=config.keep_checkpoint_max,
-                seed=config.seed,
-                jit_compile=config.jit_compile,
-                global_batch_size=config.train_batch_size,
-                tokens_per_example=config.max_seq_length,
+            settings = loop.LoopSettings.from_config(
+                config, config.model_dir, config.num_train_steps, config.seed
             )
             self._loop = loop.TrainLoop(
                 self.strategy,

@@ -51,6 +51,23 @@ def create_strategy(kind="auto", tpu_name=None, tpu_zone=None, gcp_project=None,
     return strategy
 
 
+def strategy_for(config, strategy=None, batch_size_keys=()):
+    """The run's precision policy and strategy from a config's `mixed_precision`, `strategy` and
+    TPU hparams (or the given `strategy`); refuses batch sizes the replicas cannot split."""
+    set_precision_policy(config.mixed_precision)
+    strategy = strategy or create_strategy(
+        config.strategy, config.tpu_name, config.tpu_zone, config.gcp_project, config.use_tpu
+    )
+    replicas = strategy.num_replicas_in_sync
+    for key in batch_size_keys:
+        if getattr(config, key) % replicas:
+            raise ValueError(
+                f"hparam {key!r} ({getattr(config, key)}) must be a multiple of the {replicas} "
+                "replicas"
+            )
+    return strategy
+
+
 def _auto_kind(want_tpu):
     if want_tpu:
         return "tpu"

@@ -35,6 +35,21 @@ class LoopSettings:
     tokens_per_example: int = 1
     summary_dir: str = None
 
+    @classmethod
+    def from_config(cls, config, model_dir, num_train_steps, seed):
+        """The loop settings of a pre-training or fine-tuning config (same hparam names)."""
+        return cls(
+            model_dir=model_dir,
+            num_train_steps=num_train_steps,
+            iterations_per_loop=config.iterations_per_loop,
+            save_checkpoints_steps=config.save_checkpoints_steps,
+            keep_checkpoint_max=config.keep_checkpoint_max,
+            seed=seed,
+            jit_compile=config.jit_compile,
+            global_batch_size=config.train_batch_size,
+            tokens_per_example=config.max_seq_length,
+        )
+
 
 class ReplicaInputs:
     """One tf.data iterator per local replica, fed to the replicas inside the train function.

@@ -102,7 +102,7 @@ def variable_path(key):
 
 def checkpoint_variables(prefix):
     """{variable path: checkpoint key} of the model variables in a checkpoint."""
-    reader = tf.train.load_checkpoint(prefix)
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # also for ram:// prefixes
     paths = {}
     for key in reader.get_variable_to_shape_map():
         path = variable_path(key)
@@ -118,7 +118,7 @@ def restore_variables(variables, checkpoint, what="init_checkpoint"):
     anything is assigned.
     """
     prefix = resolve_checkpoint(checkpoint, what)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = tf.compat.v1.train.NewCheckpointReader(prefix)  # also for ram:// prefixes
     shapes = reader.get_variable_to_shape_map()
     missing = [v.path for v in variables if checkpoint_key(v.path) not in shapes]
     if missing:

@@ -49,7 +49,6 @@ __all__ = [
     "layer_depth",
     "layerwise_lr_multiplier",
     "layerwise_lr_multipliers",
-    "polynomial_decay_with_warmup",
     "variable_path",
 ]
 
@@ -147,25 +146,6 @@ class PolynomialDecayWithWarmup(keras.optimizers.schedules.LearningRateSchedule)
             "end_learning_rate": self.end_learning_rate,
             "name": self.name,
         }
-
-
-def polynomial_decay_with_warmup(
-    learning_rate,
-    num_train_steps,
-    num_warmup_steps=0,
-    lr_decay_power=1.0,
-    warmup_proportion=0.0,
-    end_learning_rate=0.0,
-):
-    """Returns the reference's schedule; see :class:`PolynomialDecayWithWarmup`."""
-    return PolynomialDecayWithWarmup(
-        learning_rate,
-        num_train_steps,
-        num_warmup_steps=num_warmup_steps,
-        lr_decay_power=lr_decay_power,
-        warmup_proportion=warmup_proportion,
-        end_learning_rate=end_learning_rate,
-    )
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,13 @@ from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead, gather_positions
+from electra_tf.modeling.mobilebert import (
+    MobileBertConfig,
+    MobileBertEncoder,
+    MobileBertForPreTraining,
+    MobileBertMaskedLMHead,
+    NoNorm,
+)
 from electra_tf.modeling.transformer import SelfAttention, TransformerBlock, get_activation
 
 __all__ = [
@@ -13,6 +20,11 @@ __all__ = [
     "Embeddings",
     "EncoderConfig",
     "MaskedLMHead",
+    "MobileBertConfig",
+    "MobileBertEncoder",
+    "MobileBertForPreTraining",
+    "MobileBertMaskedLMHead",
+    "NoNorm",
     "SelfAttention",
     "TransformerBlock",
     "TransformerEncoder",

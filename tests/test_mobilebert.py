@@ -1,0 +1,293 @@
+"""MobileBERT: modeling, the original checkpoints (../shared/golden/mobilebert), sizes, HF parity."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import shared_path
+
+from electra_tf.conversion import mobilebert as convert
+from electra_tf.modeling import mobilebert as mb
+
+GOLDEN_MODELS = ("teacher", "student_f2", "student_f4_bottleneck_attention", "student_emb32")
+
+
+def tiny_config(**overrides):
+    values = dict(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=12,
+        hidden_act="relu",
+        max_position_embeddings=16,
+        type_vocab_size=2,
+        embedding_size=8,
+        trigram_input=True,
+        use_bottleneck=True,
+        intra_bottleneck_size=8,
+        key_query_shared_bottleneck=True,
+        num_feedforward_networks=3,
+        normalization_type="no_norm",
+        classifier_activation=False,
+    )
+    values.update(overrides)
+    return mb.MobileBertConfig(**values)
+
+
+def tiny_inputs(seed=0, vocab_size=40):
+    rng = np.random.default_rng(seed)
+    mask = np.array([[1] * 6, [1] * 4 + [0] * 2], np.int32)
+    return {
+        "input_ids": tf.constant(rng.integers(1, vocab_size, (2, 6)) * mask, tf.int32),
+        "input_mask": tf.constant(mask),
+        "segment_ids": tf.constant([[0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 0, 0]], tf.int32),
+        "masked_lm_positions": tf.constant([[1, 4], [2, 0]], tf.int32),
+    }
+
+
+def randomize(model, seed=0):
+    """Moves every weight off its initial value (norm gammas off 1, biases off 0)."""
+    rng = np.random.default_rng(seed)
+    for variable in model.variables:
+        if not variable.path.endswith("seed_generator_state"):
+            scale = 0.3 if variable.path.endswith("gamma") else 0.1
+            offset = 1.0 if variable.path.endswith("gamma") else 0.0
+            variable.assign(offset + scale * rng.standard_normal(variable.shape))
+    return model
+
+
+# ----- the original checkpoints -----------------------------------------------------------------
+
+
+def golden(*parts):
+    return shared_path("golden", "mobilebert", *parts)
+
+
+def load_golden(name):
+    folder = golden(name)
+    checkpoint = f"{folder}/distill_init" if name.startswith("student_f") else folder
+    return convert.load_checkpoint(checkpoint, config_file=f"{folder}/bert_config.json")
+
+
+def golden_feed():
+    inputs = np.load(golden("inputs.npz"))
+    keys = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
+    return {k: tf.constant(inputs[k]) for k in keys}
+
+
+def named_outputs(model, feed):
+    """Our outputs under expected.npz's names."""
+    outputs = model(feed, return_attention_scores=True)
+    hiddens = [outputs["embedding_output"]] + outputs["encoder_outputs"]
+    got = {f"layer_{i}": h for i, h in enumerate(hiddens)}
+    got.update({f"attention_scores_{i}": s for i, s in enumerate(outputs["attention_scores"])})
+    got["sequence_output"] = outputs["sequence_output"]
+    got["pooled_output"] = outputs["pooled_output"]
+    got["mlm_logits"] = tf.reshape(outputs["mlm_logits"], [-1, model.config.vocab_size])
+    return {k: np.asarray(v) for k, v in got.items()}
+
+
+@pytest.mark.parametrize("name", GOLDEN_MODELS)
+def test_original_checkpoints_reproduce_expected_outputs(name):
+    model, kind = load_golden(name)
+    assert kind == ("bert" if name == "teacher" else "mobilebert")
+    expected = np.load(golden(name, "expected.npz"))
+    got = named_outputs(model, golden_feed())
+    assert sorted(expected.files) == sorted(got)
+    for key in expected.files:
+        np.testing.assert_allclose(got[key], expected[key], rtol=0, atol=1e-5, err_msg=key)
+    # The random students barely move their residual stream, so also check what each block
+    # adds and the unmasked attention scores relative to their own size.
+    for i in range(1, model.config.num_hidden_layers + 1):
+        want = expected[f"layer_{i}"] - expected[f"layer_{i - 1}"]
+        have = got[f"layer_{i}"] - got[f"layer_{i - 1}"]
+        assert np.abs(have - want).max() <= 1e-4 * np.abs(want).max(), f"block {i}"
+        scores = expected[f"attention_scores_{i - 1}"]
+        real = scores > -1000.0
+        error = np.abs(got[f"attention_scores_{i - 1}"] - scores)[real].max()
+        assert error <= 1e-4 * np.abs(scores[real]).max(), f"attention {i - 1}"
+
+
+def test_config_of_each_golden_model_is_recognised():
+    teacher, kind = convert.read_bert_config(golden("teacher"))
+    assert kind == "bert" and teacher.hidden_act == "gelu_new"  # the original's tanh gelu
+    assert teacher.normalization_type == "layer_norm" and teacher.classifier_activation
+    student, kind = convert.read_bert_config(golden("student_emb32", "bert_config.json"))
+    assert kind == "mobilebert" and student.embedding_size == 32 and student.true_hidden_size == 16
+
+
+def test_config_that_contradicts_the_checkpoint_is_refused(tmp_path):
+    # The teacher's config with a student's checkpoint: named in the error.
+    with pytest.raises(ValueError, match="describes a bert .* has MobileBERT variables"):
+        convert.load_checkpoint(
+            golden("student_emb32"), config_file=golden("teacher", "bert_config.json")
+        )
+    values = json.loads(open(golden("student_emb32", "bert_config.json")).read())
+    values["intermediate_size"] = 40
+    (tmp_path / "bert_config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="intermediate/dense/kernel"):
+        convert.load_checkpoint(
+            golden("student_emb32"), config_file=str(tmp_path / "bert_config.json")
+        )
+    values["use_botleneck"] = values.pop("use_bottleneck")
+    (tmp_path / "bert_config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="bert_config.json: Unknown .* 'use_bottleneck'"):
+        convert.read_bert_config(str(tmp_path))
+
+
+def test_teacher_inside_a_distillation_checkpoint_loads_by_scope():
+    teacher, _ = load_golden("teacher")
+    inner, kind = convert.load_checkpoint(
+        golden("student_f2", "distill_init"),
+        config_file=golden("teacher", "bert_config.json"),
+        scope="teacher/",
+    )
+    assert kind == "bert"
+    for a, b in zip(teacher.variables, inner.variables):
+        if not a.path.endswith("seed_generator_state"):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_original_checkpoint_round_trip(tmp_path):
+    model = randomize(convert.new_model(tiny_config()))
+    convert.save_checkpoint(model, str(tmp_path))
+    names = {name for name, _ in tf.train.list_variables(str(tmp_path))}
+    assert "bert/encoder/layer_1/ffn_layer_1/output/FakeLayerNorm/gamma" in names
+    assert "cls/predictions/extra_output_weights" in names
+    loaded, kind = convert.load_checkpoint(str(tmp_path))
+    assert kind == "mobilebert"
+    feed = tiny_inputs()
+    np.testing.assert_array_equal(loaded(feed)["mlm_logits"], model(feed)["mlm_logits"])
+
+
+# ----- modeling -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"key_query_shared_bottleneck": False, "use_bottleneck_attention": True},
+        {"key_query_shared_bottleneck": False},  # q, k, v from the block input
+        {
+            "use_bottleneck": False,
+            "key_query_shared_bottleneck": False,
+            "trigram_input": False,
+            "embedding_size": 16,
+            "normalization_type": "layer_norm",
+            "num_feedforward_networks": 1,
+            "classifier_activation": True,
+        },
+    ],
+)
+def test_model_get_config_round_trip_gives_the_same_outputs(options):
+    model = randomize(convert.new_model(tiny_config(**options)))
+    clone = mb.MobileBertForPreTraining.from_config(model.get_config())
+    clone.build()
+    for a, b in zip(model.variables, clone.variables):
+        if not a.path.endswith("seed_generator_state"):
+            assert a.path.split("/", 1)[1] == b.path.split("/", 1)[1]
+            b.assign(a)
+    feed = tiny_inputs()
+    np.testing.assert_array_equal(clone(feed)["mlm_logits"], model(feed)["mlm_logits"])
+
+
+def test_layers_get_config_round_trip():
+    config = tiny_config()
+    encoder = mb.MobileBertEncoder(config)
+    head = mb.masked_lm_head_for(encoder)
+    layers = [
+        mb.NoNorm(name="n"),
+        mb.MobileBertEmbeddings(config),
+        mb.MobileBertAttention(2, 4, 8, dropout_rate=0.1, initializer_range=0.05),
+        mb.MobileBertFFN(12, activation="gelu", normalization_type="layer_norm"),
+        mb.MobileBertBlock(config),
+        encoder,
+        head,
+    ]
+    for layer in layers:
+        config_dict = layer.get_config()
+        clone = type(layer).from_config(config_dict)
+        assert clone.get_config() == config_dict, type(layer).__name__
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(encoder))
+    assert restored.config == config
+
+
+def test_trigram_embedding_sees_next_current_and_previous_token():
+    config = tiny_config(hidden_dropout_prob=0.0)
+    embeddings = mb.MobileBertEmbeddings(config)
+    embeddings.build()
+    randomize(embeddings)
+    ids = tf.constant([[3, 7, 5]])
+    table = embeddings.word_embeddings.numpy()
+    zero = np.zeros(config.embedding_size, np.float32)
+    trigram = np.stack(
+        [
+            np.concatenate([table[7], table[3], zero]),
+            np.concatenate([table[5], table[7], table[3]]),
+            np.concatenate([zero, table[5], table[7]]),
+        ]
+    )
+    transform = embeddings.embedding_transformation
+    expected = trigram @ transform.kernel.numpy() + transform.bias.numpy()
+    expected += embeddings.position_embeddings.numpy()[:3] + embeddings.token_type_embeddings[0]
+    expected = expected * embeddings.norm.gamma.numpy() + embeddings.norm.beta.numpy()
+    np.testing.assert_allclose(embeddings(ids)[0], expected, atol=1e-6)
+
+
+def test_mlm_head_pads_the_table_with_extra_output_weights():
+    model = randomize(convert.new_model(tiny_config()))
+    head = model.mlm_head
+    x = tf.constant(np.random.default_rng(1).standard_normal((1, 2, 16)), tf.float32)
+    h = head.layer_norm(head.dense(x)).numpy()[0]
+    table = model.encoder.embeddings.word_embeddings.numpy()  # [V, 8]
+    extra = head.extra_output_weights.numpy()  # [V, 8]
+    expected = h[:, :8] @ table.T + h[:, 8:] @ extra.T + head.output_bias.numpy()
+    np.testing.assert_allclose(head(x)[0], expected, rtol=1e-5, atol=1e-5)
+    assert convert.new_model(tiny_config(embedding_size=16)).mlm_head.extra_output_weights is None
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"normalization_type": "batch_norm"}, "normalization_type 'batch_norm'"),
+        ({"use_bottleneck_attention": True}, "exclude each other"),
+        ({"use_bottleneck": False}, "need use_bottleneck"),
+        ({"intra_bottleneck_size": 9}, r"attention width \(9\)"),
+        ({"embedding_size": 32}, "may not exceed hidden_size"),
+        ({"hidden_act": "swishy"}, "Unsupported activation"),
+        ({"num_feedforward_networks": 0}, "must be >= 1"),
+    ],
+)
+def test_invalid_configs_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_dropout_acts_only_in_training():
+    model = convert.new_model(
+        tiny_config(
+            hidden_dropout_prob=0.5, use_bottleneck=False, key_query_shared_bottleneck=False
+        )
+    )
+    feed = tiny_inputs()
+    inference = model(feed)["sequence_output"]
+    np.testing.assert_array_equal(model(feed)["sequence_output"], inference)
+    assert np.abs(model(feed, training=True)["sequence_output"] - inference).max() > 1e-3
+
+
+def test_config_json_round_trip(tmp_path):
+    config = tiny_config()
+    path = str(tmp_path / "config.json")
+    config.to_json_file(path)
+    assert mb.MobileBertConfig.from_json_file(path) == config
+    assert (
+        dataclasses.replace(
+            config, use_bottleneck=False, key_query_shared_bottleneck=False
+        ).true_hidden_size
+        == 16
+    )

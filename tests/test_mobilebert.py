@@ -291,3 +291,46 @@ def test_config_json_round_trip(tmp_path):
         ).true_hidden_size
         == 16
     )
+
+
+# ----- size files ---------------------------------------------------------------------------------
+
+# Size file -> (encoder parameters, encoder + MLM head parameters) and the published figures they
+# must match: ymcui/Chinese-MobileBERT's table (with the head, +-0.2M) and transformers'
+# MobileBertModel (encoder alone, rounded to 0.1M).
+PUBLISHED_SIZES = {
+    "mobilebert_base_f2": (25.6e6, 26.3e6),
+    "mobilebert_base_f4": (31.6e6, 32.2e6),
+    "mobilebert_large_f2": (39.6e6, 40.6e6),
+    "mobilebert_large_f4": (51.9e6, 52.9e6),
+    "mobilebert_en": (24.6e6, None),
+}
+
+
+def count(variables):
+    return sum(
+        int(np.prod(v.shape)) for v in variables if not v.path.endswith("seed_generator_state")
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_SIZES))
+def test_size_files_have_the_published_parameter_counts(name):
+    model = convert.new_model(mb.load_mobilebert_size(name))
+    encoder, total = count(model.encoder.variables), count(model.variables)
+    published_encoder, published_total = PUBLISHED_SIZES[name]
+    assert abs(encoder - published_encoder) <= 0.05e6, encoder
+    if published_total is not None:
+        assert abs(total - published_total) <= 0.2e6, total
+
+
+def test_size_file_reader(tmp_path):
+    tiny = mb.load_mobilebert_size("mobilebert_tiny", num_hidden_layers=1)
+    assert tiny.num_hidden_layers == 1 and tiny.key_query_shared_bottleneck
+    path = tmp_path / "size.json"
+    path.write_text(json.dumps({"vocab_size": 10, "hidden_size": 8, "num_attention_heads": 2}))
+    assert mb.load_mobilebert_size(str(path)).true_hidden_size == 8
+    path.write_text(json.dumps({"vocab_size": 10, "trigram": True}))
+    with pytest.raises(ValueError, match="size.json: Unknown .*'trigram'.* 'trigram_input'"):
+        mb.load_mobilebert_size(str(path))
+    with pytest.raises(ValueError, match="No MobileBERT size file mobilebert_huge.json"):
+        mb.load_mobilebert_size("mobilebert_huge")

@@ -334,3 +334,127 @@ def test_size_file_reader(tmp_path):
         mb.load_mobilebert_size(str(path))
     with pytest.raises(ValueError, match="No MobileBERT size file mobilebert_huge.json"):
         mb.load_mobilebert_size("mobilebert_huge")
+
+
+# ----- Hugging Face parity ------------------------------------------------------------------------
+
+
+def torch_outputs(hf_model, feed):
+    import torch  # pylint: disable=import-outside-toplevel
+
+    with torch.no_grad():
+        result = hf_model(
+            input_ids=torch.tensor(np.asarray(feed["input_ids"])).long(),
+            attention_mask=torch.tensor(np.asarray(feed["input_mask"])).long(),
+            token_type_ids=torch.tensor(np.asarray(feed["segment_ids"])).long(),
+            output_hidden_states=True,
+        )
+    logits = result.logits if hasattr(result, "logits") else result.prediction_logits
+    positions = np.asarray(feed["masked_lm_positions"])[..., None].astype(np.int64)
+    return result.hidden_states[-1].numpy(), np.take_along_axis(logits.numpy(), positions, 1)
+
+
+@pytest.mark.parametrize("name", GOLDEN_MODELS)
+def test_golden_models_as_hf_folders_match_transformers_and_read_back(name, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    model, kind = load_golden(name)
+    folder = convert.save_hf(model, str(tmp_path), golden("vocab.txt"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    architecture = "BertForMaskedLM" if name == "teacher" else "MobileBertForPreTraining"
+    assert config["architectures"] == [architecture]
+    hf_model = getattr(transformers, architecture).from_pretrained(folder).eval()
+    sequence, logits = torch_outputs(hf_model, golden_feed())
+    expected = np.load(golden(name, "expected.npz"))
+    np.testing.assert_allclose(sequence, expected["sequence_output"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        logits.reshape(-1, model.config.vocab_size), expected["mlm_logits"], rtol=0, atol=1e-4
+    )
+    back, back_kind = convert.load_hf(folder)
+    assert back_kind == kind
+    for a, b in zip(model.variables, back.variables):
+        if not a.path.endswith("seed_generator_state"):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # shared key/query bottleneck, 3 FFNs, embedding_size < hidden_size
+        {"key_query_shared_bottleneck": False, "use_bottleneck_attention": True},
+        {
+            "use_bottleneck": False,
+            "key_query_shared_bottleneck": False,
+            "classifier_activation": True,
+        },
+    ],
+)
+def test_our_model_as_hf_folder_matches_transformers(options, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    model = randomize(convert.new_model(tiny_config(**options)))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("".join(f"[unused{i}]\n" for i in range(40)))
+    folder = convert.save_hf(model, str(tmp_path / "hf"), str(vocab))
+    hf_model = transformers.MobileBertForPreTraining.from_pretrained(folder).eval()
+    feed = tiny_inputs()
+    ours = model(feed)
+    sequence, logits = torch_outputs(hf_model, feed)
+    np.testing.assert_allclose(sequence, ours["sequence_output"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(logits, ours["mlm_logits"], rtol=0, atol=1e-4)
+    assert np.abs(logits).max() > 0.1  # randomized weights: a real comparison
+
+
+@pytest.mark.parametrize("architecture", ["MobileBertForPreTraining", "BertForMaskedLM"])
+def test_folders_written_by_transformers_load_with_the_same_outputs(architecture, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import torch  # pylint: disable=import-outside-toplevel
+
+    torch.manual_seed(0)
+    sizes = dict(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=12,
+        max_position_embeddings=16,
+    )
+    if architecture == "BertForMaskedLM":
+        config = transformers.BertConfig(**sizes, hidden_act="gelu")
+    else:
+        config = transformers.MobileBertConfig(
+            **sizes, embedding_size=8, intra_bottleneck_size=8, num_feedforward_networks=2
+        )
+    hf_model = getattr(transformers, architecture)(config).eval()
+    with torch.no_grad():  # move norms and biases off their initial values
+        for parameter in hf_model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    hf_model.save_pretrained(str(tmp_path))
+    model, kind = convert.load_hf(str(tmp_path))
+    assert kind == ("bert" if architecture == "BertForMaskedLM" else "mobilebert")
+    feed = tiny_inputs()
+    sequence, logits = torch_outputs(hf_model, feed)
+    ours = model(feed)
+    np.testing.assert_allclose(ours["sequence_output"], sequence, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours["mlm_logits"], logits, rtol=0, atol=1e-4)
+
+
+def test_model_transformers_cannot_hold_is_refused(tmp_path):
+    model = convert.new_model(tiny_config(key_query_shared_bottleneck=False))
+    with pytest.raises(ValueError, match="cannot hold use_bottleneck with queries and keys"):
+        convert.save_hf(model, str(tmp_path), golden("vocab.txt"))
+    with pytest.raises(ValueError, match="Only a plain BERT"):
+        convert.save_hf(convert.new_model(tiny_config()), str(tmp_path), "v", kind="bert")
+
+
+def test_hf_folder_missing_an_encoder_tensor_is_named(tmp_path):
+    from safetensors import numpy as safetensors_numpy  # pylint: disable=import-outside-toplevel
+
+    model = convert.new_model(tiny_config())
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n")
+    folder = convert.save_hf(model, str(tmp_path / "hf"), str(vocab))
+    path = tmp_path / "hf" / "model.safetensors"
+    state = safetensors_numpy.load(path.read_bytes())
+    del state["mobilebert.encoder.layer.1.ffn.0.output.LayerNorm.weight"]
+    path.write_bytes(safetensors_numpy.save(state))
+    with pytest.raises(ValueError, match="no 'mobilebert.encoder.layer.1.ffn.0.output.LayerNorm"):
+        convert.load_hf(folder)

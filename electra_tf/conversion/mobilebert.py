@@ -11,6 +11,11 @@ Name mapping (first matching rule, on paths relative to our encoder or head; NOR
 `electra_tf.modeling.mobilebert`'s docstring, written out in `_ENCODER_RULES` / `_HEAD_RULES`.
 Attention kernels change layout (BERT's [in, N*D] <-> our [in, N, D]) with
 `reference.to_dense_layout` / `from_dense_layout`.
+
+Hugging Face: `save_hf` writes a `MobileBertForPreTraining` folder (a `BertForMaskedLM` for a
+plain BERT) that `from_pretrained` loads with the same outputs; `load_hf` reads such folders
+(also ones transformers wrote) back. HF names follow `_HF_ENCODER_RULES` / `_HF_HEAD_RULES`;
+`extra_output_weights` [V, H - E] is HF's `cls.predictions.dense.weight` transposed.
 """
 
 import json
@@ -20,8 +25,10 @@ import re
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from safetensors import numpy as safetensors_numpy
 
-from electra_tf.conversion import reference
+from electra_tf import tokenization
+from electra_tf.conversion import huggingface, reference
 from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertForPreTraining
 
 BERT_CONFIG = "bert_config.json"
@@ -255,3 +262,221 @@ def save_checkpoint(model, output_dir):
     saver = tf.compat.v1.train.Saver(var_list=variables)
     saver.save(None, prefix, write_meta_graph=False, write_state=True)
     return prefix
+
+
+# ----- Hugging Face folders -----------------------------------------------------------------------
+
+# Our path inside the encoder / head -> HF name after the prefix ("mobilebert." or "bert."); the
+# leaf is renamed by huggingface's leaves (kernel/gamma -> weight, beta/bias -> bias). BERT's
+# names are the MobileBERT ones that a plain BERT has.
+_HF_ENCODER_RULES = (
+    (r"^embeddings/(word|position|token_type)_embeddings$", r"embeddings.\1_embeddings.weight"),
+    (r"^embeddings/embedding_transformation/", "embeddings.embedding_transformation."),
+    (r"^embeddings/norm/", "embeddings.LayerNorm."),
+    (r"^layer_(\d+)/bottleneck_(input|attention)/", r"encoder.layer.\1.bottleneck.\2.dense."),
+    (
+        r"^layer_(\d+)/bottleneck_(input|attention)_norm/",
+        r"encoder.layer.\1.bottleneck.\2.LayerNorm.",
+    ),
+    (r"^layer_(\d+)/attention/(query|key|value)/", r"encoder.layer.\1.attention.self.\2."),
+    (r"^layer_(\d+)/attention/output/", r"encoder.layer.\1.attention.output.dense."),
+    (r"^layer_(\d+)/attention_norm/", r"encoder.layer.\1.attention.output.LayerNorm."),
+    (
+        r"^layer_(\d+)/ffn_layer_(\d+)/(intermediate|output)/",
+        r"encoder.layer.\1.ffn.\2.\3.dense.",
+    ),
+    (r"^layer_(\d+)/ffn_layer_(\d+)/output_norm/", r"encoder.layer.\1.ffn.\2.output.LayerNorm."),
+    (r"^layer_(\d+)/(intermediate|output)/", r"encoder.layer.\1.\2.dense."),
+    (r"^layer_(\d+)/output_norm/", r"encoder.layer.\1.output.LayerNorm."),
+    (r"^layer_(\d+)/output_bottleneck/", r"encoder.layer.\1.output.bottleneck.dense."),
+    (r"^layer_(\d+)/output_bottleneck_norm/", r"encoder.layer.\1.output.bottleneck.LayerNorm."),
+    (r"^pooler/", "pooler.dense."),
+)
+_HF_HEAD_RULES = (
+    (r"^dense/", "cls.predictions.transform.dense."),
+    (r"^layer_norm/", "cls.predictions.transform.LayerNorm."),
+    (r"^output_bias$", "cls.predictions.bias"),
+    (r"^extra_output_weights$", "cls.predictions.dense.weight"),
+)
+_HF_LEAVES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "bias"}
+_HF_ARCHITECTURES = {"mobilebert": "MobileBertForPreTraining", "bert": "BertForMaskedLM"}
+_HF_PREFIXES = {"mobilebert": "mobilebert.", "bert": "bert."}
+# HF config keys of a BERT (model_type "bert") that MobileBertConfig has.
+_HF_BERT_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "initializer_range",
+    "layer_norm_eps",
+)
+
+
+def hf_names(model, kind):
+    """{our variable path: HF parameter name} for a `MobileBertForPreTraining` of `kind`."""
+    names = {}
+    for layer, rules, prefix in (
+        (model.encoder, _HF_ENCODER_RULES, _HF_PREFIXES[kind]),
+        (model.mlm_head, _HF_HEAD_RULES, ""),
+    ):
+        for variable in _own_variables(layer):
+            local = variable.path.split(f"{layer.name}/", 1)[1]
+            name = _rename(local, rules, "", layer.name)
+            head, _, leaf = name.rpartition(".")
+            if leaf in _HF_LEAVES and not name.endswith(("_embeddings.weight", "dense.weight")):
+                name = f"{head}.{_HF_LEAVES[leaf]}"
+            names[variable.path] = prefix + name
+    return names
+
+
+def _to_hf(path, value):
+    if path.endswith("extra_output_weights"):
+        return value.T  # [V, H - E] -> Linear(V, H - E).weight [H - E, V]
+    return huggingface.to_hf(path, value)
+
+
+def _from_hf(path, value, shape, name, source):
+    if path.endswith("extra_output_weights"):
+        reference.check_shape(value.T, shape, path, name, source)
+        return np.asarray(value.T, np.float32)
+    return huggingface.from_hf(path, value, shape, name, source)
+
+
+def hf_config(config, kind):
+    """The config.json of `config` as an HF `MobileBertForPreTraining` / `BertForMaskedLM`."""
+    if kind == "bert":
+        values = {k: getattr(config, k) for k in _HF_BERT_KEYS}
+    else:
+        values = config.to_dict()
+        if config.normalization_type == "layer_norm" and config.layer_norm_eps != 1e-5:
+            logging.warning(
+                "transformers' MobileBERT uses LayerNorm eps 1e-5 in its embeddings and block "
+                "outputs whatever layer_norm_eps (%g) says: its outputs will differ slightly.",
+                config.layer_norm_eps,
+            )
+    values.update(model_type=kind, architectures=[_HF_ARCHITECTURES[kind]])
+    return values
+
+
+def save_hf(model, output_dir, vocab_file, kind=None, do_lower_case=True):
+    """Writes `model` as a Hugging Face folder: `MobileBertForPreTraining`, or `BertForMaskedLM`
+    for a plain BERT (`kind` defaults to `config_kind(model.config)`).
+
+    The folder holds config.json, model.safetensors (the tied decoder written out too),
+    vocab.txt, tokenizer_config.json and special_tokens_map.json. A BERT's pooler is written
+    (`BertModel` reads it; `BertForMaskedLM` has none and says so). MobileBERT's
+    next-sentence head (`cls.seq_relationship`) is not part of our model: transformers
+    initializes it. Returns `output_dir`.
+    """
+    kind = kind or config_kind(model.config)
+    c = model.config
+    if c.use_bottleneck and not (c.use_bottleneck_attention or c.key_query_shared_bottleneck):
+        raise ValueError(
+            "transformers' MobileBERT cannot hold use_bottleneck with queries and keys from the "
+            "block input (its query/key take the bottleneck width): set "
+            "use_bottleneck_attention or key_query_shared_bottleneck."
+        )
+    if kind == "bert" and config_kind(model.config) != "bert":
+        raise ValueError(
+            "Only a plain BERT (every MobileBERT option off) can be a BertForMaskedLM."
+        )
+    names = hf_names(model, kind)
+    tensors = {
+        names[v.path]: np.ascontiguousarray(_to_hf(v.path, v.numpy()))
+        for v in model.variables
+        if v.path in names
+    }
+    prefix = _HF_PREFIXES[kind]
+    tensors["cls.predictions.decoder.weight"] = tensors[
+        prefix + "embeddings.word_embeddings.weight"
+    ]
+    tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"]
+    if kind == "mobilebert" and model.mlm_head.extra_output_weights is None:
+        # HF always has the extra output weights; with embedding_size == hidden_size they are
+        # [0, V].
+        tensors["cls.predictions.dense.weight"] = np.zeros((0, model.config.vocab_size), np.float32)
+    vocab = tokenization.load_vocab(vocab_file)
+    if len(vocab) > model.config.vocab_size:
+        raise ValueError(
+            f"{vocab_file} has {len(vocab)} tokens but the model only "
+            f"{model.config.vocab_size} embeddings."
+        )
+    config = dict(hf_config(model.config, kind), pad_token_id=vocab.get("[PAD]", 0))
+    tokenizer_config = dict(
+        huggingface.SPECIAL_TOKENS,
+        do_lower_case=do_lower_case,
+        tokenize_chinese_chars=True,
+        tokenizer_class="BertTokenizer",
+        model_max_length=model.config.max_position_embeddings,
+    )
+    tf.io.gfile.makedirs(output_dir)
+    for name, content in (
+        ("config.json", config),
+        ("tokenizer_config.json", tokenizer_config),
+        ("special_tokens_map.json", huggingface.SPECIAL_TOKENS),
+    ):
+        with tf.io.gfile.GFile(posixpath.join(output_dir, name), "w") as f:
+            f.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
+    tf.io.gfile.copy(vocab_file, posixpath.join(output_dir, "vocab.txt"), overwrite=True)
+    with tf.io.gfile.GFile(posixpath.join(output_dir, "model.safetensors"), "wb") as f:
+        f.write(safetensors_numpy.save(tensors, metadata={"format": "pt"}))
+    return output_dir
+
+
+def read_hf_config(folder):
+    """config.json of an HF MobileBERT or BERT folder -> (MobileBertConfig, kind)."""
+    path = posixpath.join(folder, "config.json")
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder.")
+    with tf.io.gfile.GFile(path) as f:
+        values = json.load(f)
+    kind = values.get("model_type")
+    if kind not in _HF_PREFIXES:
+        raise ValueError(f"{path}: model_type {kind!r} is not 'mobilebert' or 'bert'.")
+    if values.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"{path}: only absolute position embeddings are supported.")
+    keys = _HF_BERT_KEYS if kind == "bert" else tuple(MobileBertConfig.__dataclass_fields__)
+    try:
+        config = MobileBertConfig.from_dict({k: values[k] for k in keys if k in values})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from e
+    return config, kind
+
+
+def load_hf(folder, name="mobilebert"):
+    """An HF MobileBERT or BERT folder (a pre-training / masked-LM model, or a bare encoder) ->
+    (built `MobileBertForPreTraining`, kind).
+
+    Weights the folder lacks (the MLM head of a bare encoder, the pooler of a masked LM) stay
+    at their initial values, with a warning naming them; the next-sentence head is dropped.
+    """
+    config, kind = read_hf_config(folder)
+    state = huggingface.read_state(folder)
+    prefix = _HF_PREFIXES[kind]
+    if prefix + "embeddings.word_embeddings.weight" not in state:
+        prefix = ""
+    if prefix + "embeddings.word_embeddings.weight" not in state:
+        raise ValueError(f"{folder} has no embeddings.word_embeddings.weight: not a {kind}.")
+    model = new_model(config, name)
+    shapes = {v.path: tuple(v.shape) for v in model.variables}
+    encoder_paths = {v.path for v in _own_variables(model.encoder)}
+    values, missing = {}, []
+    for path, hf_name in hf_names(model, kind).items():
+        if path in encoder_paths:
+            hf_name = prefix + hf_name.split(".", 1)[1]
+        if hf_name in state:
+            values[path] = _from_hf(path, state[hf_name], shapes[path], hf_name, folder)
+        elif path in encoder_paths and "/pooler/" not in path:
+            raise ValueError(f"{folder} has no {hf_name!r} (needed for {path}).")
+        else:
+            missing.append(hf_name)
+    if missing:
+        logging.warning("%s lacks %s: initialized at random.", folder, ", ".join(missing))
+    reference.assign_weights(model, values, folder)
+    return model, kind

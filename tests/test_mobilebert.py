@@ -10,7 +10,9 @@ import tensorflow as tf
 from conftest import shared_path
 
 from electra_tf.conversion import mobilebert as convert
+from electra_tf.modeling import gather_positions
 from electra_tf.modeling import mobilebert as mb
+from electra_tf.pretraining import distillation
 
 GOLDEN_MODELS = ("teacher", "student_f2", "student_f4_bottleneck_attention", "student_emb32")
 
@@ -458,3 +460,157 @@ def test_hf_folder_missing_an_encoder_tensor_is_named(tmp_path):
     path.write_bytes(safetensors_numpy.save(state))
     with pytest.raises(ValueError, match="no 'mobilebert.encoder.layer.1.ffn.0.output.LayerNorm"):
         convert.load_hf(folder)
+
+
+# ----- distillation losses ------------------------------------------------------------------------
+
+DISTILLED = ("student_f2", "student_f4_bottleneck_attention")
+# The settings expected_losses.json was written with (../shared/README.md).
+WARMUP = dict(
+    num_distill_steps=30,
+    hidden_distill_factor=100.0,
+    attention_distill_factor=1.0,
+    beta_distill_factor=5000.0,
+    gamma_distill_factor=5.0,
+)
+
+
+def distillation_pair(name):
+    """Student and teacher outputs from `name`'s distill_init checkpoint, and the teacher."""
+    checkpoint = golden(name, "distill_init")
+    student, _ = convert.load_checkpoint(checkpoint, config_file=golden(name, "bert_config.json"))
+    teacher, _ = convert.load_checkpoint(
+        checkpoint, config_file=golden("teacher", "bert_config.json"), scope="teacher/"
+    )
+    feed = golden_feed()
+    return (
+        student(feed, return_attention_scores=True),
+        teacher(feed, return_attention_scores=True),
+        teacher,
+    )
+
+
+def warmup_losses(student_out, teacher_out, step, reference_quirks):
+    return distillation.progressive_transfer_losses(
+        [teacher_out["embedding_output"]] + teacher_out["encoder_outputs"],
+        [student_out["embedding_output"]] + student_out["encoder_outputs"],
+        teacher_out["attention_scores"],
+        student_out["attention_scores"],
+        step,
+        reference_quirks=reference_quirks,
+        **WARMUP,
+    )
+
+
+@pytest.mark.parametrize("name", DISTILLED)
+def test_reference_mode_reproduces_the_original_losses(name):
+    expected = json.loads(open(golden(name, "expected_losses.json")).read())
+    student_out, teacher_out, teacher = distillation_pair(name)
+    for step in (0, 10, 20, 29):
+        want = expected[f"layer_wise_warmup_step_{step}"]
+        got = warmup_losses(student_out, teacher_out, step, reference_quirks=True)
+        for key, value in got.items():
+            assert abs(float(value) - want[key]) <= 1e-5, (step, key, float(value), want[key])
+    inputs = np.load(golden("inputs.npz"))
+    teacher_hiddens = gather_positions(
+        teacher_out["sequence_output"], golden_feed()["masked_lm_positions"]
+    )
+    checked = 0
+    for key, want in expected.items():
+        if key.startswith("distillation_ratio_"):
+            ratio, temperature = float(key.split("_")[2]), float(key.split("_")[4])
+            probs = distillation.teacher_distribution(
+                teacher.mlm_head, teacher_hiddens, temperature, reference_quirks=True
+            )
+            got = distillation.distillation_mlm_loss(
+                student_out["mlm_logits"],
+                probs,
+                tf.constant(inputs["masked_lm_ids"]),
+                tf.constant(inputs["masked_lm_weights"]),
+                ratio,
+            )
+            assert abs(float(got["masked_lm_loss"]) - want["masked_lm_loss"]) <= 1e-5, key
+            assert abs(float(got["masked_lm_accuracy"]) - want["masked_lm_accuracy"]) <= 1e-6
+            checked += 1
+    assert checked == 3
+
+
+def test_corrected_mode_fixes_each_quirk():
+    student_out, teacher_out, teacher = distillation_pair("student_f2")
+    reference = {s: warmup_losses(student_out, teacher_out, s, True) for s in (10, 20, 29)}
+    corrected = {s: warmup_losses(student_out, teacher_out, s, False) for s in (0, 10, 29)}
+    # Gate: layer l trains on steps [10 l, 10 l + 10); the original's on (10 l, 10 l + 10].
+    for fixed, original in ((0, 10), (10, 20), (29, 29)):
+        np.testing.assert_allclose(
+            corrected[fixed]["feature_map_transfer_loss"],
+            reference[original]["feature_map_transfer_loss"],
+            rtol=1e-6,
+        )
+    # Attention: the KL divergence = the cross-entropy minus the teacher's entropy.
+    scores = teacher_out["attention_scores"][2]
+    log_p = tf.nn.log_softmax(scores, axis=-1)
+    entropy = float(tf.reduce_mean(-tf.reduce_sum(tf.exp(log_p) * log_p, axis=-1))) / 3
+    kl = float(corrected[29]["attention_transfer_loss"])
+    np.testing.assert_allclose(
+        kl, float(reference[29]["attention_transfer_loss"]) - entropy, rtol=0, atol=1e-6
+    )
+    assert 0 <= kl < 1e-3 * float(reference[29]["attention_transfer_loss"])
+    # Mean/variance against the matching teacher layer (numpy), not all layers stacked.
+    t, s = (
+        np.asarray(teacher_out["encoder_outputs"][2]),
+        np.asarray(student_out["encoder_outputs"][2]),
+    )
+    mean_loss = np.mean((t.mean(-1) - s.mean(-1)) ** 2) * 5000.0 / 3
+    variance_loss = np.mean(np.abs(t.var(-1) - s.var(-1))) * 5.0 / 3
+    np.testing.assert_allclose(float(corrected[29]["mean_transfer_loss"]), mean_loss, rtol=1e-4)
+    np.testing.assert_allclose(
+        float(corrected[29]["variance_transfer_loss"]), variance_loss, rtol=1e-4
+    )
+    # Temperature divides the teacher's logits.
+    hiddens = tf.constant(np.random.default_rng(0).standard_normal((2, 3, 64)), tf.float32)
+    probs = distillation.teacher_distribution(teacher.mlm_head, hiddens, 2.0)
+    np.testing.assert_allclose(probs, tf.nn.softmax(teacher.mlm_head(hiddens) / 2.0), atol=1e-7)
+
+
+def test_layer_gates_and_mlm_targets():
+    gates = lambda step, quirks: [  # noqa: E731
+        float(distillation.layer_gate(step, layer, 10, quirks)) for layer in range(3)
+    ]
+    assert gates(0, True) == [0, 0, 0] and gates(0, False) == [1, 0, 0]
+    assert gates(10, True) == [1, 0, 0] and gates(10, False) == [0, 1, 0]
+    assert gates(30, True) == [0, 0, 1] and gates(30, False) == [0, 0, 0]
+    logits = tf.constant([[[2.0, 0.0, -1.0], [0.0, 1.0, 0.0]]])
+    teacher = tf.constant([[[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]]])
+    ids, weights = tf.constant([[0, 2]]), tf.constant([[1.0, 0.0]])
+    got = distillation.distillation_mlm_loss(logits, teacher, ids, weights, 0.25)
+    log_q = np.log(np.asarray(tf.nn.softmax(logits)))[0, 0]
+    target = 0.25 * np.array([1.0, 0.0, 0.0]) + 0.75 * np.array([0.2, 0.5, 0.3])
+    np.testing.assert_allclose(
+        float(got["masked_lm_loss"]), -(target * log_q).sum() / (1 + 1e-5), rtol=1e-6
+    )
+    np.testing.assert_allclose(float(got["masked_lm_accuracy"]), 1 / (1 + 1e-5), rtol=1e-6)
+
+
+def test_mean_and_variance_transfer_in_both_modes():
+    # Teacher layers with distinct means and spreads, where the two modes differ.
+    rng = np.random.default_rng(0)
+    teacher = [(k + 1.0) * rng.standard_normal((2, 3, 8)) + k for k in range(3)]
+    student = [rng.standard_normal((2, 3, 8)) for _ in range(3)]
+    factors = dict(num_distill_steps=20, beta_distill_factor=3.0, gamma_distill_factor=2.0)
+    stacked = np.stack(teacher)  # [L + 1, B, T, H]: the original's `teacher_hiddens`
+    for quirks, step in ((True, 15), (False, 10)):  # both gate layer 2 (index 1) on
+        got = distillation.progressive_transfer_losses(
+            [tf.constant(t, tf.float32) for t in teacher],
+            [tf.constant(x, tf.float32) for x in student],
+            [None, None],
+            [None, None],
+            step,
+            reference_quirks=quirks,
+            **factors,
+        )
+        source = stacked if quirks else teacher[2]
+        mean = np.mean((source.mean(-1) - student[2].mean(-1)) ** 2) * 3.0 / 2
+        variance = np.mean(np.abs(source.var(-1) - student[2].var(-1))) * 2.0 / 2
+        np.testing.assert_allclose(float(got["mean_transfer_loss"]), mean, rtol=1e-5)
+        np.testing.assert_allclose(float(got["variance_transfer_loss"]), variance, rtol=1e-5)
+        assert float(got["feature_map_transfer_loss"]) == 0.0  # its factor is 0: off

@@ -614,3 +614,32 @@ def test_mean_and_variance_transfer_in_both_modes():
         np.testing.assert_allclose(float(got["mean_transfer_loss"]), mean, rtol=1e-5)
         np.testing.assert_allclose(float(got["variance_transfer_loss"]), variance, rtol=1e-5)
         assert float(got["feature_map_transfer_loss"]) == 0.0  # its factor is 0: off
+
+
+def test_student_starts_with_the_teachers_embeddings_and_head_as_the_original():
+    teacher, _ = load_golden("teacher")
+    config, _ = convert.read_bert_config(golden("student_f2"))
+    student = convert.new_model(config)
+    before = {v.path: v.numpy() for v in student.variables}
+    copied = distillation.init_student_from_teacher(student, teacher)
+    assert copied == sorted(
+        [
+            "bert/embeddings/position_embeddings",
+            "bert/embeddings/token_type_embeddings",
+            "bert/embeddings/word_embeddings",
+            "cls/predictions/output_bias",
+            "cls/predictions/transform/LayerNorm/beta",
+            "cls/predictions/transform/LayerNorm/gamma",
+            "cls/predictions/transform/dense/bias",
+            "cls/predictions/transform/dense/kernel",
+        ]
+    )
+    # The original's distill_init holds exactly these values for them.
+    reader = tf.train.load_checkpoint(golden("student_f2", "distill_init"))
+    names = convert.original_names(student)
+    for variable in student.variables:
+        name = names.get(variable.path)
+        if name in copied:
+            np.testing.assert_array_equal(variable.numpy(), reader.get_tensor(name), err_msg=name)
+        elif not variable.path.endswith("seed_generator_state"):
+            np.testing.assert_array_equal(variable.numpy(), before[variable.path])

@@ -191,3 +191,34 @@ def distillation_mlm_loss(student_logits, teacher_probs, masked_lm_ids, masked_l
         "masked_lm_loss": tf.reduce_sum(weights * per_prediction) / denominator,
         "masked_lm_accuracy": tf.reduce_sum(weights * correct) / denominator,
     }
+
+
+def init_student_from_teacher(student, teacher):
+    """Copies the teacher's embeddings, pooler and MLM head into the student, as the original
+    starts distillation (`init_embedding`): every student weight outside the encoder blocks
+    whose original checkpoint name the teacher also has, with the same shape.
+
+    Args:
+      student, teacher: `MobileBertForPreTraining` models (a BERT teacher is one too).
+
+    Returns:
+      The original names copied, sorted.
+    """
+    # Imported here: conversion depends on the pre-training package.
+    from electra_tf.conversion import mobilebert as convert  # pylint: disable=import-outside-toplevel
+
+    teacher_variables = {v.path: v for v in teacher.variables}
+    teacher_by_name = {
+        name: teacher_variables[path] for path, name in convert.original_names(teacher).items()
+    }
+    copied = []
+    student_names = convert.original_names(student)
+    for variable in student.variables:
+        name = student_names.get(variable.path)
+        if name is None or name.startswith("bert/encoder/") or name not in teacher_by_name:
+            continue
+        source = teacher_by_name[name]
+        if tuple(source.shape) == tuple(variable.shape):
+            variable.assign(source)
+            copied.append(name)
+    return sorted(copied)

@@ -643,3 +643,22 @@ def test_student_starts_with_the_teachers_embeddings_and_head_as_the_original():
             np.testing.assert_array_equal(variable.numpy(), reader.get_tensor(name), err_msg=name)
         elif not variable.path.endswith("seed_generator_state"):
             np.testing.assert_array_equal(variable.numpy(), before[variable.path])
+
+
+def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    source = tmp_path / "original"
+    model = randomize(convert.new_model(tiny_config()))
+    convert.save_checkpoint(model, str(source))
+    (source / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(40)))
+    hf_dir, back_dir = str(tmp_path / "hf"), str(tmp_path / "back")
+    args = ["--from", "reference", "--to", "hf", "--input", str(source), "--output", hf_dir]
+    assert convert.main(args) == 0
+    assert "(mobilebert)" in capsys.readouterr().out
+    args = ["--from", "hf", "--to", "reference", "--input", hf_dir, "--output", back_dir]
+    assert convert.main(args) == 0
+    back, _ = convert.load_checkpoint(back_dir)
+    feed = tiny_inputs()
+    np.testing.assert_array_equal(back(feed)["mlm_logits"], model(feed)["mlm_logits"])
+    assert convert.main(["--from", "hf", "--to", "hf", "--input", hf_dir, "--output", "x"]) == 1
+    assert "nothing to convert" in capsys.readouterr().err

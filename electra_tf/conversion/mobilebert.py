@@ -16,11 +16,16 @@ Hugging Face: `save_hf` writes a `MobileBertForPreTraining` folder (a `BertForMa
 plain BERT) that `from_pretrained` loads with the same outputs; `load_hf` reads such folders
 (also ones transformers wrote) back. HF names follow `_HF_ENCODER_RULES` / `_HF_HEAD_RULES`;
 `extra_output_weights` [V, H - E] is HF's `cls.predictions.dense.weight` transposed.
+
+Command line (until `electra-convert` learns these formats):
+  python -m electra_tf.conversion.mobilebert --from reference --to hf --input DIR --output OUT
+  python -m electra_tf.conversion.mobilebert --from hf --to reference --input HF --output DIR
 """
 
 import json
 import posixpath
 import re
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -480,3 +485,68 @@ def load_hf(folder, name="mobilebert"):
         logging.warning("%s lacks %s: initialized at random.", folder, ", ".join(missing))
     reference.assign_weights(model, values, folder)
     return model, kind
+
+
+# ----- command line -------------------------------------------------------------------------------
+
+_FORMATS = ("reference", "hf")
+
+
+def convert(source, target, input_path, output, vocab_file=None):
+    """Reads `input_path` as `source` ("reference": an original checkpoint folder with its
+    bert_config.json; "hf": a Hugging Face folder) and writes `output` as `target`.
+
+    Returns the (model, kind) read. The vocabulary defaults to the input's vocab.txt.
+    """
+    if source not in _FORMATS or target not in _FORMATS:
+        raise ValueError(f"--from and --to must be one of {', '.join(_FORMATS)}.")
+    if source == target:
+        raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
+    folder = input_path if tf.io.gfile.isdir(input_path) else posixpath.dirname(input_path)
+    if vocab_file is None and tf.io.gfile.exists(posixpath.join(folder, "vocab.txt")):
+        vocab_file = posixpath.join(folder, "vocab.txt")
+    if source == "reference":
+        model, kind = load_checkpoint(input_path)
+    else:
+        model, kind = load_hf(input_path)
+    if target == "hf":
+        if vocab_file is None:
+            raise ValueError("--to hf needs a vocabulary for the tokenizer files: --vocab_file.")
+        save_hf(model, output, vocab_file, kind=kind)
+    else:
+        save_checkpoint(model, output)
+        if vocab_file:
+            tf.io.gfile.copy(vocab_file, posixpath.join(output, "vocab.txt"), overwrite=True)
+    return model, kind
+
+
+def main(argv=None):
+    """`python -m electra_tf.conversion.mobilebert --from reference --to hf --input DIR
+    --output OUT [--vocab_file V]`; returns the exit status."""
+    import argparse  # pylint: disable=import-outside-toplevel
+
+    parser = argparse.ArgumentParser(
+        prog="python -m electra_tf.conversion.mobilebert",
+        description="Original MobileBERT/BERT TF1 checkpoints <-> Hugging Face folders.",
+    )
+    parser.add_argument("--from", dest="source", required=True, choices=_FORMATS)
+    parser.add_argument("--to", dest="target", required=True, choices=_FORMATS)
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="reference: a folder with bert_config.json and model.ckpt.*; hf: a model folder.",
+    )
+    parser.add_argument("--output", required=True, help="The folder to write.")
+    parser.add_argument("--vocab_file", help="Vocabulary (default: the input's vocab.txt).")
+    args = parser.parse_args(argv)
+    try:
+        _, kind = convert(args.source, args.target, args.input, args.output, args.vocab_file)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"{parser.prog}: {e}", file=sys.stderr)
+        return 1
+    print(f"Wrote {args.output} ({kind}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

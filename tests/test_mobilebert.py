@@ -662,3 +662,52 @@ def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, c
     np.testing.assert_array_equal(back(feed)["mlm_logits"], model(feed)["mlm_logits"])
     assert convert.main(["--from", "hf", "--to", "hf", "--input", hf_dir, "--output", "x"]) == 1
     assert "nothing to convert" in capsys.readouterr().err
+
+
+def test_mixed_precision_runs_with_float32_scores_and_logits():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = convert.new_model(tiny_config())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    reference_model = convert.new_model(tiny_config())
+    for a, b in zip(model.variables, reference_model.variables):
+        b.assign(a)
+    feed = tiny_inputs()
+    outputs = model(feed, return_attention_scores=True)
+    assert outputs["mlm_logits"].dtype == tf.float32
+    assert outputs["attention_scores"][0].dtype == tf.float32
+    assert outputs["sequence_output"].dtype == tf.bfloat16
+    np.testing.assert_allclose(
+        outputs["mlm_logits"], reference_model(feed)["mlm_logits"], rtol=0, atol=5e-2
+    )
+
+
+def test_transfer_losses_train_the_student_only():
+    teacher = randomize(
+        convert.new_model(tiny_config(num_feedforward_networks=1), name="teacher"), seed=1
+    )
+    student = randomize(convert.new_model(tiny_config()), seed=2)
+    feed = tiny_inputs()
+    for quirks, nonzero in ((False, True), (True, False)):  # step 0: only the fix trains
+        with tf.GradientTape() as tape:
+            t = teacher(feed, return_attention_scores=True)
+            s = student(feed, return_attention_scores=True)
+            loss = distillation.progressive_transfer_losses(
+                [t["embedding_output"]] + t["encoder_outputs"],
+                [s["embedding_output"]] + s["encoder_outputs"],
+                t["attention_scores"],
+                s["attention_scores"],
+                0,
+                reference_quirks=quirks,
+                **WARMUP,
+            )["loss"]
+        variables = teacher.trainable_variables + student.trainable_variables
+        grads = dict(zip([v.path for v in variables], tape.gradient(loss, variables)))
+        assert all(g is None for p, g in grads.items() if p.startswith(teacher.name + "/"))
+        block0 = [
+            g for p, g in grads.items() if p.startswith("mobilebert/encoder/layer_0/attention/")
+        ]
+        assert len(block0) == 8 and all(g is not None for g in block0)
+        assert all((float(tf.reduce_max(tf.abs(g))) > 0) == nonzero for g in block0)

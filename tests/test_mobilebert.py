@@ -160,8 +160,8 @@ def test_original_checkpoint_round_trip(tmp_path):
     names = {name for name, _ in tf.train.list_variables(str(tmp_path))}
     assert "bert/encoder/layer_1/ffn_layer_1/output/FakeLayerNorm/gamma" in names
     assert "cls/predictions/extra_output_weights" in names
-    loaded, kind = convert.load_checkpoint(str(tmp_path))
-    assert kind == "mobilebert"
+    loaded, kind = convert.load_checkpoint(str(tmp_path), name="my_encoder")
+    assert kind == "mobilebert" and loaded.variables[0].path.startswith("my_encoder/encoder/")
     feed = tiny_inputs()
     np.testing.assert_array_equal(loaded(feed)["mlm_logits"], model(feed)["mlm_logits"])
 

@@ -105,7 +105,7 @@ def original_names(model, scope=""):
         (model.mlm_head, _HEAD_RULES, "cls/predictions/"),
     ):
         for variable in _own_variables(layer):
-            local = variable.path.split(f"{layer.name}/", 1)[1]
+            local = f"/{variable.path}".split(f"/{layer.name}/", 1)[1]
             names[variable.path] = scope + root + _rename(local, rules, norm, layer.name)
     return names
 
@@ -331,7 +331,7 @@ def hf_names(model, kind):
         (model.mlm_head, _HF_HEAD_RULES, ""),
     ):
         for variable in _own_variables(layer):
-            local = variable.path.split(f"{layer.name}/", 1)[1]
+            local = f"/{variable.path}".split(f"/{layer.name}/", 1)[1]
             name = _rename(local, rules, "", layer.name)
             head, _, leaf = name.rpartition(".")
             if leaf in _HF_LEAVES and not name.endswith(("_embeddings.weight", "dense.weight")):

@@ -10,7 +10,6 @@ import tensorflow as tf
 from conftest import shared_path
 
 from electra_tf.conversion import mobilebert as convert
-from electra_tf.modeling import gather_positions
 from electra_tf.modeling import mobilebert as mb
 from electra_tf.pretraining import distillation
 
@@ -506,33 +505,33 @@ def warmup_losses(student_out, teacher_out, step, reference_quirks):
 def test_reference_mode_reproduces_the_original_losses(name):
     expected = json.loads(open(golden(name, "expected_losses.json")).read())
     student_out, teacher_out, teacher = distillation_pair(name)
-    for step in (0, 10, 20, 29):
-        want = expected[f"layer_wise_warmup_step_{step}"]
-        got = warmup_losses(student_out, teacher_out, step, reference_quirks=True)
-        for key, value in got.items():
-            assert abs(float(value) - want[key]) <= 1e-5, (step, key, float(value), want[key])
     inputs = np.load(golden("inputs.npz"))
-    teacher_hiddens = gather_positions(
-        teacher_out["sequence_output"], golden_feed()["masked_lm_positions"]
+    features = {k: tf.constant(inputs[k]) for k in inputs.files}
+    warmup = distillation.DistillationConfig(
+        layer_wise_warmup=True, reference_quirks=True, **WARMUP
     )
     checked = 0
     for key, want in expected.items():
-        if key.startswith("distillation_ratio_"):
-            ratio, temperature = float(key.split("_")[2]), float(key.split("_")[4])
-            probs = distillation.teacher_distribution(
-                teacher.mlm_head, teacher_hiddens, temperature, reference_quirks=True
+        if key.startswith("layer_wise_warmup_step_"):
+            step, config = int(key.rsplit("_", 1)[1]), warmup
+        else:  # distillation_ratio_R_temperature_T: stage 2
+            _, _, ratio, _, temperature = key.split("_")
+            step, config = (
+                0,
+                distillation.DistillationConfig(
+                    layer_wise_warmup=False,
+                    distill_ground_truth_ratio=float(ratio),
+                    distill_temperature=float(temperature),
+                    reference_quirks=True,
+                ),
             )
-            got = distillation.distillation_mlm_loss(
-                student_out["mlm_logits"],
-                probs,
-                tf.constant(inputs["masked_lm_ids"]),
-                tf.constant(inputs["masked_lm_weights"]),
-                ratio,
-            )
-            assert abs(float(got["masked_lm_loss"]) - want["masked_lm_loss"]) <= 1e-5, key
-            assert abs(float(got["masked_lm_accuracy"]) - want["masked_lm_accuracy"]) <= 1e-6
-            checked += 1
-    assert checked == 3
+        got = distillation.distillation_losses(
+            student_out, teacher_out, teacher.mlm_head, features, step, config
+        )
+        for loss_name, value in got.items():
+            assert abs(float(value) - want[loss_name]) <= 1e-5, (key, loss_name, float(value))
+        checked += 1
+    assert checked == 7
 
 
 def test_corrected_mode_fixes_each_quirk():
@@ -711,3 +710,16 @@ def test_transfer_losses_train_the_student_only():
         ]
         assert len(block0) == 8 and all(g is not None for g in block0)
         assert all((float(tf.reduce_max(tf.abs(g))) > 0) == nonzero for g in block0)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"num_distill_steps": 0}, "num_distill_steps must be >= 1"),
+        ({"distill_ground_truth_ratio": 1.5}, r"must be in \[0, 1\]"),
+        ({"distill_temperature": 0.0}, "distill_temperature must be > 0"),
+    ],
+)
+def test_invalid_distillation_settings_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        distillation.DistillationConfig(**values)

@@ -26,9 +26,51 @@ Stage 2, pre-training distillation: masked-LM cross-entropy against
 | output)): T scales the hidden states, not the logits  | the usual temperature                |
 """
 
+import dataclasses
+
 import tensorflow as tf
 
+from electra_tf.modeling.heads import gather_positions
+
 _LN_EPS = 1e-12
+
+
+@dataclasses.dataclass
+class DistillationConfig:
+    """The original's distillation flags (`run.pretrain.sh`), by their names.
+
+    Args:
+      layer_wise_warmup: stage 1 (progressive layer-wise transfer) for the first
+        `num_distill_steps` steps, then stage 2; when false, stage 2 throughout.
+      num_distill_steps: length of stage 1, one equal phase per student block.
+      distill_temperature: temperature of the teacher's distribution in stage 2.
+      distill_ground_truth_ratio: weight of the one-hot labels in stage 2's targets.
+      attention_distill_factor, hidden_distill_factor, beta_distill_factor,
+        gamma_distill_factor: stage 1's weights (0 switches a term off; the mean/variance
+        terms need both beta and gamma).
+      reference_quirks: reproduce the original's quirks (module docstring).
+    """
+
+    layer_wise_warmup: bool = True
+    num_distill_steps: int = 100000
+    distill_temperature: float = 1.0
+    distill_ground_truth_ratio: float = 1.0
+    attention_distill_factor: float = 0.0
+    hidden_distill_factor: float = 0.0
+    beta_distill_factor: float = 0.0
+    gamma_distill_factor: float = 0.0
+    reference_quirks: bool = False
+
+    def __post_init__(self):
+        if self.num_distill_steps < 1:
+            raise ValueError(f"num_distill_steps must be >= 1, got {self.num_distill_steps}.")
+        if not 0.0 <= self.distill_ground_truth_ratio <= 1.0:
+            raise ValueError(
+                f"distill_ground_truth_ratio must be in [0, 1], got "
+                f"{self.distill_ground_truth_ratio}."
+            )
+        if self.distill_temperature <= 0.0:
+            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature}.")
 
 
 def steps_per_phase(num_distill_steps, num_layers):
@@ -222,3 +264,52 @@ def init_student_from_teacher(student, teacher):
             variable.assign(source)
             copied.append(name)
     return sorted(copied)
+
+
+def distillation_losses(student_outputs, teacher_outputs, teacher_head, features, step, config):
+    """The losses of one distillation step from both models' outputs.
+
+    Args:
+      student_outputs: `MobileBertForPreTraining` outputs of the student, called with
+        `return_attention_scores=True` and `masked_lm_positions` in its inputs.
+      teacher_outputs: the teacher's, with `return_attention_scores=True`.
+      teacher_head: the teacher's masked-LM head.
+      features: the batch: `masked_lm_positions`, `masked_lm_ids`, `masked_lm_weights` [B, P].
+      step: the global step (a Python int: it picks the stage).
+      config: a `DistillationConfig`.
+
+    Returns:
+      Stage 1 (`layer_wise_warmup` and step < num_distill_steps): the four transfer losses and
+      "loss"; stage 2: "masked_lm_loss", "masked_lm_accuracy" and "loss".
+    """
+    if config.layer_wise_warmup and step < config.num_distill_steps:
+        return progressive_transfer_losses(
+            [teacher_outputs["embedding_output"]] + teacher_outputs["encoder_outputs"],
+            [student_outputs["embedding_output"]] + student_outputs["encoder_outputs"],
+            teacher_outputs["attention_scores"],
+            student_outputs["attention_scores"],
+            step,
+            config.num_distill_steps,
+            hidden_distill_factor=config.hidden_distill_factor,
+            attention_distill_factor=config.attention_distill_factor,
+            beta_distill_factor=config.beta_distill_factor,
+            gamma_distill_factor=config.gamma_distill_factor,
+            reference_quirks=config.reference_quirks,
+        )
+    teacher_probs = None
+    if config.distill_ground_truth_ratio != 1.0:
+        hiddens = gather_positions(
+            teacher_outputs["sequence_output"], features["masked_lm_positions"]
+        )  # [B, P, H]
+        teacher_probs = teacher_distribution(
+            teacher_head, hiddens, config.distill_temperature, config.reference_quirks
+        )
+    losses = distillation_mlm_loss(
+        student_outputs["mlm_logits"],
+        teacher_probs,
+        features["masked_lm_ids"],
+        features["masked_lm_weights"],
+        config.distill_ground_truth_ratio,
+    )
+    losses["loss"] = losses["masked_lm_loss"]
+    return losses

@@ -236,7 +236,13 @@ def load_checkpoint(path, config_file=None, scope="", name="mobilebert"):
         )
     reference.assign_weights(model, values, prefix)
     used = set(names.values())
-    unused = sorted(n for n in ours if n not in used and not n.endswith(("/adam_m", "/adam_v")))
+    unused = sorted(
+        n
+        for n in shapes
+        if n.startswith((scope + "bert/", scope + "cls/"))
+        and n not in used
+        and not n.endswith(("/adam_m", "/adam_v"))
+    )
     if unused:
         logging.warning("Variables of %s not converted: %s", prefix, ", ".join(unused))
     return model, kind

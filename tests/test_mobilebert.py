@@ -723,3 +723,9 @@ def test_transfer_losses_train_the_student_only():
 def test_invalid_distillation_settings_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         distillation.DistillationConfig(**values)
+
+
+def test_too_long_input_is_refused():
+    model = convert.new_model(tiny_config())
+    with pytest.raises(ValueError, match="17 tokens are longer than max_position_embeddings"):
+        model({"input_ids": tf.ones((1, 17), tf.int32)})

@@ -359,6 +359,11 @@ class MobileBertEmbeddings(keras.layers.Layer):
         seq_length = input_ids.shape[1]
         if seq_length is None:
             seq_length = tf.shape(input_ids)[1]
+        elif seq_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"Sequences of {seq_length} tokens are longer than max_position_embeddings "
+                f"({self.config.max_position_embeddings})."
+            )
         embeddings = tf.gather(self.word_embeddings, input_ids)  # [B, T, E]
         if self.config.trigram_input:
             zeros = tf.zeros_like(embeddings[:, :1])  # [B, 1, E]

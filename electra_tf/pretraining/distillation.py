@@ -237,32 +237,39 @@ def distillation_mlm_loss(student_logits, teacher_probs, masked_lm_ids, masked_l
 
 def init_student_from_teacher(student, teacher):
     """Copies the teacher's embeddings, pooler and MLM head into the student, as the original
-    starts distillation (`init_embedding`): every student weight outside the encoder blocks
-    whose original checkpoint name the teacher also has, with the same shape.
+    starts distillation (`init_embedding`: every non-block weight whose checkpoint name the
+    teacher also has, with the same shape).
+
+    Our paths inside the two models name the same weights as the original names do, except
+    the embedding normalization, whose original name depends on `normalization_type`
+    (`FakeLayerNorm` / `LayerNorm`): it is copied only when both use the same type.
 
     Args:
       student, teacher: `MobileBertForPreTraining` models (a BERT teacher is one too).
 
     Returns:
-      The original names copied, sorted.
+      The student's paths (inside the model) copied, sorted.
     """
-    # Imported here: conversion depends on the pre-training package.
-    from electra_tf.conversion import mobilebert as convert  # pylint: disable=import-outside-toplevel
+    same_norm = student.config.normalization_type == teacher.config.normalization_type
 
-    teacher_variables = {v.path: v for v in teacher.variables}
-    teacher_by_name = {
-        name: teacher_variables[path] for path, name in convert.original_names(teacher).items()
-    }
+    def local(model):
+        return {
+            v.path.split("/", 1)[1]: v
+            for v in model.variables
+            if not v.path.endswith("seed_generator_state")
+        }
+
+    teacher_variables = local(teacher)
     copied = []
-    student_names = convert.original_names(student)
-    for variable in student.variables:
-        name = student_names.get(variable.path)
-        if name is None or name.startswith("bert/encoder/") or name not in teacher_by_name:
+    for path, variable in local(student).items():
+        if path.startswith("encoder/layer_") or path not in teacher_variables:
             continue
-        source = teacher_by_name[name]
+        if path.startswith("encoder/embeddings/norm/") and not same_norm:
+            continue
+        source = teacher_variables[path]
         if tuple(source.shape) == tuple(variable.shape):
             variable.assign(source)
-            copied.append(name)
+            copied.append(path)
     return sorted(copied)
 
 

@@ -715,3 +715,43 @@ def test_too_long_input_is_refused():
     model = convert.new_model(tiny_config())
     with pytest.raises(ValueError, match="17 tokens are longer than max_position_embeddings"):
         model({"input_ids": tf.ones((1, 17), tf.int32)})
+
+
+def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    source = tmp_path / "original"
+    model = randomize(convert.new_model(tiny_config()))
+    convert.save_checkpoint(model, str(source))
+    (source / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(40)))
+    hf_dir, back_dir = str(tmp_path / "hf"), str(tmp_path / "back")
+    args = ["--from", "reference", "--to", "hf", "--input", str(source), "--output", hf_dir]
+    assert convert.main(args) == 0
+    assert "(mobilebert)" in capsys.readouterr().out
+    args = ["--from", "hf", "--to", "reference", "--input", hf_dir, "--output", back_dir]
+    assert convert.main(args) == 0
+    back, _ = convert.load_checkpoint(back_dir)
+    feed = tiny_inputs()
+    np.testing.assert_array_equal(back(feed)["mlm_logits"], model(feed)["mlm_logits"])
+    # An existing output is never overwritten.
+    before = sorted(p.name for p in (tmp_path / "back").iterdir())
+    assert convert.main(args) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == before
+    bad = ["--from", "hf", "--to", "hf", "--input", hf_dir, "--output", str(tmp_path / "x")]
+    assert convert.main(bad) == 1
+    assert "nothing to convert" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = [
+        "--from",
+        "reference",
+        "--to",
+        "hf",
+        "--input",
+        str(empty),
+        "--output",
+        str(tmp_path / "o"),
+    ]
+    assert convert.main(bad) == 1
+    assert "needs a vocabulary" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

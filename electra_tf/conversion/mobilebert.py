@@ -508,16 +508,20 @@ def convert(source, target, input_path, output, vocab_file=None):
         raise ValueError(f"--from and --to must be one of {', '.join(_FORMATS)}.")
     if source == target:
         raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
+    if tf.io.gfile.exists(output) and tf.io.gfile.listdir(output):
+        raise ValueError(f"{output} is not empty: choose a new or empty --output folder.")
     folder = input_path if tf.io.gfile.isdir(input_path) else posixpath.dirname(input_path)
     if vocab_file is None and tf.io.gfile.exists(posixpath.join(folder, "vocab.txt")):
         vocab_file = posixpath.join(folder, "vocab.txt")
+    if target == "hf" and vocab_file is None:
+        raise ValueError("--to hf needs a vocabulary for the tokenizer files: --vocab_file.")
+    if vocab_file is not None and not tf.io.gfile.exists(vocab_file):
+        raise ValueError(f"--vocab_file {vocab_file} does not exist.")
     if source == "reference":
         model, kind = load_checkpoint(input_path)
     else:
         model, kind = load_hf(input_path)
     if target == "hf":
-        if vocab_file is None:
-            raise ValueError("--to hf needs a vocabulary for the tokenizer files: --vocab_file.")
         save_hf(model, output, vocab_file, kind=kind)
     else:
         save_checkpoint(model, output)

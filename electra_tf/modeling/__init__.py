@@ -6,6 +6,13 @@ from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead, gather_positions
+from electra_tf.modeling.mobilebert import (
+    MobileBertConfig,
+    MobileBertEncoder,
+    MobileBertForPreTraining,
+    MobileBertMaskedLMHead,
+    NoNorm,
+)
 from electra_tf.modeling.task_heads import SentenceHead, SpanQAHead, TaggingHead
 from electra_tf.modeling.transformer import SelfAttention, TransformerBlock, get_activation
 
@@ -15,6 +22,11 @@ __all__ = [
     "Embeddings",
     "EncoderConfig",
     "MaskedLMHead",
+    "MobileBertConfig",
+    "MobileBertEncoder",
+    "MobileBertForPreTraining",
+    "MobileBertMaskedLMHead",
+    "NoNorm",
     "SelfAttention",
     "SentenceHead",
     "SpanQAHead",

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from conftest import shared_path
 
+from electra_tf.conversion import cli
 from electra_tf.conversion import mobilebert as convert
 from electra_tf.modeling import mobilebert as mb
 from electra_tf.pretraining import distillation
@@ -725,20 +726,24 @@ def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, c
     (source / "vocab.txt").write_text("".join(f"[unused{i}]\n" for i in range(40)))
     hf_dir, back_dir = str(tmp_path / "hf"), str(tmp_path / "back")
     args = ["--from", "reference", "--to", "hf", "--input", str(source), "--output", hf_dir]
-    assert convert.main(args) == 0
+    assert cli.COMMAND(["electra-convert", *args]) == 0
     assert "(mobilebert)" in capsys.readouterr().out
     args = ["--from", "hf", "--to", "reference", "--input", hf_dir, "--output", back_dir]
-    assert convert.main(args) == 0
+    assert cli.COMMAND(["electra-convert", *args]) == 0
     back, _ = convert.load_checkpoint(back_dir)
     feed = tiny_inputs()
     np.testing.assert_array_equal(back(feed)["mlm_logits"], model(feed)["mlm_logits"])
     # An existing output is never overwritten.
     before = sorted(p.name for p in (tmp_path / "back").iterdir())
-    assert convert.main(args) == 1
+    assert cli.COMMAND(["electra-convert", *args]) == 1
     assert "is not empty" in capsys.readouterr().err
+    # ELECTRA's formats are refused for BERT-family inputs, naming what works.
+    wrong = ["--from", "reference", "--to", "ours", "--input", str(source), "--output", "x"]
+    assert cli.COMMAND(["electra-convert", *wrong]) == 1
+    assert "converts --to hf or --to reference" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == before
     bad = ["--from", "hf", "--to", "hf", "--input", hf_dir, "--output", str(tmp_path / "x")]
-    assert convert.main(bad) == 1
+    assert cli.COMMAND(["electra-convert", *bad]) == 1
     assert "nothing to convert" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -752,6 +757,6 @@ def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, c
         "--output",
         str(tmp_path / "o"),
     ]
-    assert convert.main(bad) == 1
-    assert "needs a vocabulary" in capsys.readouterr().err
+    assert cli.COMMAND(["electra-convert", *bad]) == 1
+    assert "no TF1 checkpoint there" in capsys.readouterr().err  # not a BERT-family folder either
     assert not (tmp_path / "o").exists()

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from electra_tf import cli
 from electra_tf import hparams as hp
-from electra_tf.conversion import reference, saved_model
+from electra_tf.conversion import mobilebert, reference, saved_model
 
 
 def _beside(path, name):
@@ -36,6 +36,11 @@ def _beside(path, name):
 
 
 def _read_reference(path, hparams, vocab_file):
+    if not (tf.io.gfile.exists(path + ".index") or tf.train.latest_checkpoint(path)):
+        raise FileNotFoundError(
+            f"--input {path}: no TF1 checkpoint there (a folder with a 'checkpoint' file and "
+            "model.ckpt.*, or a checkpoint prefix such as DIR/model.ckpt)."
+        )
     vocab_file = vocab_file or _beside(path, "vocab.txt")
     return reference.load_reference_checkpoint(path, hparams, vocab_file), vocab_file
 
@@ -109,14 +114,38 @@ def _write_saved_model(model, output, vocab_file):
 # Format -> (input path, hparams dict, vocab file or None)
 #   -> (PretrainingModel or FinetunedModel, vocab file).
 READERS = {"reference": _read_reference, "ours": _read_ours, "hf": _read_hf}
+
+
+def _write_reference(model, output, vocab_file):
+    del model, output, vocab_file
+    raise ValueError(
+        "--to reference writes original BERT/MobileBERT checkpoints (from a bert_config.json "
+        "checkpoint or a Hugging Face MobileBERT folder); ELECTRA models go --to ours or hf."
+    )
+
+
 # Format -> (model, output path, vocab file or None) -> the paths written.
-WRITERS = {"ours": _write_ours, "hf": _write_hf, "saved_model": _write_saved_model}
+WRITERS = {
+    "ours": _write_ours,
+    "hf": _write_hf,
+    "saved_model": _write_saved_model,
+    "reference": _write_reference,
+}
 
 
 def convert(source, target, input_path, output, vocab_file=None, hparams=None):
     """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written."""
     if source == target:
         raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
+    if mobilebert.is_bert_family(source, input_path):
+        if hparams or target not in ("hf", "reference"):
+            raise ValueError(
+                f"{input_path} is a BERT/MobileBERT checkpoint: it converts --to hf or --to "
+                "reference, and its config file fixes the model (no --hparams)."
+            )
+        _, kind = mobilebert.convert(source, target, input_path, output, vocab_file)
+        print(f"Wrote {output} ({kind}).")
+        return [output]
     model, vocab_file = READERS[source](input_path, hp.load_hparams(hparams), vocab_file)
     return WRITERS[target](model, output, vocab_file)
 

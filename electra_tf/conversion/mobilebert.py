@@ -25,7 +25,6 @@ Command line (until `electra-convert` learns these formats):
 import json
 import posixpath
 import re
-import sys
 
 import numpy as np
 import tensorflow as tf
@@ -498,6 +497,20 @@ def load_hf(folder, name="mobilebert"):
 _FORMATS = ("reference", "hf")
 
 
+def is_bert_family(source, input_path):
+    """Whether `electra-convert` should read `input_path` with this module: an original
+    BERT/MobileBERT checkpoint (`bert_config.json` beside it) or a Hugging Face MobileBERT folder."""
+    folder = input_path if tf.io.gfile.isdir(input_path) else posixpath.dirname(input_path)
+    if source == "reference":
+        return tf.io.gfile.exists(posixpath.join(folder, "bert_config.json"))
+    if source == "hf":
+        config = posixpath.join(folder, "config.json")
+        if tf.io.gfile.exists(config):
+            with tf.io.gfile.GFile(config) as f:
+                return json.load(f).get("model_type") == "mobilebert"
+    return False
+
+
 def convert(source, target, input_path, output, vocab_file=None):
     """Reads `input_path` as `source` ("reference": an original checkpoint folder with its
     bert_config.json; "hf": a Hugging Face folder) and writes `output` as `target`.
@@ -528,35 +541,3 @@ def convert(source, target, input_path, output, vocab_file=None):
         if vocab_file:
             tf.io.gfile.copy(vocab_file, posixpath.join(output, "vocab.txt"), overwrite=True)
     return model, kind
-
-
-def main(argv=None):
-    """`python -m electra_tf.conversion.mobilebert --from reference --to hf --input DIR
-    --output OUT [--vocab_file V]`; returns the exit status."""
-    import argparse  # pylint: disable=import-outside-toplevel
-
-    parser = argparse.ArgumentParser(
-        prog="python -m electra_tf.conversion.mobilebert",
-        description="Original MobileBERT/BERT TF1 checkpoints <-> Hugging Face folders.",
-    )
-    parser.add_argument("--from", dest="source", required=True, choices=_FORMATS)
-    parser.add_argument("--to", dest="target", required=True, choices=_FORMATS)
-    parser.add_argument(
-        "--input",
-        required=True,
-        help="reference: a folder with bert_config.json and model.ckpt.*; hf: a model folder.",
-    )
-    parser.add_argument("--output", required=True, help="The folder to write.")
-    parser.add_argument("--vocab_file", help="Vocabulary (default: the input's vocab.txt).")
-    args = parser.parse_args(argv)
-    try:
-        _, kind = convert(args.source, args.target, args.input, args.output, args.vocab_file)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"{parser.prog}: {e}", file=sys.stderr)
-        return 1
-    print(f"Wrote {args.output} ({kind}).")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -132,12 +132,14 @@ def test_strategy_choice_chief_and_precision():
 # ----- train loop ----------------------------------------------------------------------------------
 
 
-def _regression_loop(model_dir, num_train_steps, save_every, data_scale=1.0, iterations=2):
+def _regression_loop(
+    model_dir, num_train_steps, save_every, data_scale=1.0, iterations=2, lr=0.1, log_seconds=30.0
+):
     strategy = distribution.create_strategy("cpu")
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = _tiny_model()
-        optimizer = keras.optimizers.SGD(0.1)
+        optimizer = keras.optimizers.SGD(lr)
         optimizer.build(model.trainable_variables)
     x = np.random.RandomState(0).randn(64, 3).astype(np.float32) * data_scale
     y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
@@ -157,6 +159,7 @@ def _regression_loop(model_dir, num_train_steps, save_every, data_scale=1.0, ite
         iterations_per_loop=iterations,
         save_checkpoints_steps=save_every,
         global_batch_size=8,
+        log_every_seconds=log_seconds,
     )
     return loop.TrainLoop(strategy, model, optimizer, loss_fn, dataset_fn, settings), model
 
@@ -180,7 +183,7 @@ def test_loop_trains_checkpoints_and_resumes_where_it_stopped(tmp_path, caplog):
 
 def test_loop_stops_on_a_non_finite_loss_without_saving(tmp_path):
     train_loop, _ = _regression_loop(str(tmp_path), 8, save_every=2, data_scale=np.inf)
-    with pytest.raises(loop.NonFiniteLossError, match="non-finite between steps 0 and 2"):
+    with pytest.raises(loop.NonFiniteLossError, match="non-finite between steps 0 and 1"):
         train_loop.train()
     assert tf.train.latest_checkpoint(str(tmp_path)) is None
 
@@ -266,3 +269,45 @@ def test_dataset_info_mismatch_is_refused(tmp_path):
         input_pipeline.check_dataset_info(pattern, str(vocab), 16)
     with pytest.raises(input_pipeline.DataMismatchError, match="which differs from"):
         input_pipeline.check_dataset_info(pattern, str(vocab), 8)
+
+
+def _finite(prefix):
+    reader = tf.train.load_checkpoint(prefix)
+    return all(
+        np.all(np.isfinite(reader.get_tensor(key)))
+        for key in model_dir_lib.checkpoint_variables(prefix).values()
+    )
+
+
+def test_weights_that_diverge_are_never_checkpointed_and_resume_is_sane(tmp_path):
+    """Issue 10.1: the update that breaks the weights comes before the loss shows it; saving
+    every step used to keep NaN weights as the "last good checkpoint"."""
+    diverging, _ = _regression_loop(str(tmp_path), 50, save_every=1, iterations=1, lr=1e6)
+    with pytest.raises(loop.NonFiniteLossError, match="last good checkpoint"):
+        diverging.train()
+    latest = tf.train.latest_checkpoint(str(tmp_path))
+    assert latest is not None and _finite(latest)
+    step = int(latest.rsplit("-", 1)[1])
+    resumed, model = _regression_loop(str(tmp_path), 60, save_every=10, lr=0.01)
+    assert resumed.restore() == step  # the newest checkpoint, and its weights are finite
+    assert np.all(np.isfinite(model.dense.kernel.numpy()))
+
+
+def test_restore_skips_checkpoints_with_non_finite_weights(tmp_path):
+    first, model = _regression_loop(str(tmp_path), 4, save_every=2)
+    first.train()  # ckpt-2 and ckpt-4, finite
+    model.dense.kernel.assign(np.full((3, 1), np.nan, np.float32))
+    first.optimizer.iterations.assign(6)
+    first.manager.save(checkpoint_number=6)  # as an older version would have
+    again, _ = _regression_loop(str(tmp_path), 8, save_every=2)
+    assert again.restore() == 4
+
+
+def test_progress_is_logged_every_few_seconds_whatever_iterations_per_loop(tmp_path, caplog):
+    """Issue 10.15: a 1000-step host loop used to print nothing until it ended."""
+    quiet, _ = _regression_loop(str(tmp_path), 200, 1000, iterations=1000, log_seconds=0.02)
+    with caplog.at_level(py_logging.INFO):
+        quiet.train()
+    lines = [r.getMessage() for r in caplog.records if "ETA" in r.getMessage()]
+    assert len(lines) >= 3, lines
+    assert int(quiet.optimizer.iterations.numpy()) == 200

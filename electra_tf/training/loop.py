@@ -19,7 +19,7 @@ from electra_tf.training import model_dir as model_dir_lib
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss or the weights became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
@@ -34,6 +34,8 @@ class LoopSettings:
     global_batch_size: int = 1
     tokens_per_example: int = 1
     summary_dir: str = None
+    # Host loops are cut so that progress (rate, ETA) is logged at least this often.
+    log_every_seconds: float = 30.0
 
     @classmethod
     def from_config(cls, config, model_dir, num_train_steps, seed):
@@ -118,20 +120,40 @@ class TrainLoop:
             self._writer = tf.summary.create_file_writer(settings.summary_dir or settings.model_dir)
 
     def restore(self):
-        """Restores the latest checkpoint if there is one; returns the global step."""
-        latest = tf.train.latest_checkpoint(self.settings.model_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            step = int(self.optimizer.iterations.numpy())
-            inputs = f"{self.input_manager.directory}/ckpt-{step}"
-            if tf.io.gfile.exists(inputs + ".index"):
-                self.input_manager.checkpoint.restore(inputs).assert_consumed()
-            else:
-                logging.warning(
-                    "No input position saved for step %d: the data stream starts over.", step
-                )
-            logging.info("Restored %s at step %d", latest, step)
+        """Restores the newest checkpoint whose weights are all finite; returns the global step.
+
+        A checkpoint with NaN or infinite weights (written by a diverged run of an older version)
+        is skipped with a warning, so a resumed run never starts from broken weights.
+        """
+        for path in reversed(self._checkpoints()):
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            if self._weights_finite():
+                step = int(self.optimizer.iterations.numpy())
+                inputs = f"{self.input_manager.directory}/ckpt-{step}"
+                if tf.io.gfile.exists(inputs + ".index"):
+                    self.input_manager.checkpoint.restore(inputs).assert_consumed()
+                else:
+                    logging.warning(
+                        "No input position saved for step %d: the data stream starts over.", step
+                    )
+                logging.info("Restored %s at step %d", path, step)
+                return step
+            logging.warning("Skipping %s: its weights are not finite.", path)
+        if self._checkpoints():
+            raise NonFiniteLossError(
+                f"Every checkpoint in {self.settings.model_dir} holds non-finite weights; move "
+                "them away to train from the start."
+            )
         return int(self.optimizer.iterations.numpy())
+
+    def _checkpoints(self):
+        state = tf.train.get_checkpoint_state(self.settings.model_dir)
+        return list(state.all_model_checkpoint_paths) if state else []
+
+    def _weights_finite(self):
+        return all(
+            bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables
+        )
 
     def _make_loop_fn(self):
         strategy, settings = self.strategy, self.settings
@@ -184,16 +206,22 @@ class TrainLoop:
             return {}
         start_step, start_time = step, time.time()
         means = {}
+        steps_per_log = 1  # grows to what fits in log_every_seconds once a call is timed
         while step < settings.num_train_steps:
             next_save = (
                 step // settings.save_checkpoints_steps + 1
             ) * settings.save_checkpoints_steps
             num_steps = min(
-                settings.iterations_per_loop, next_save - step, settings.num_train_steps - step
+                settings.iterations_per_loop,
+                next_save - step,
+                settings.num_train_steps - step,
+                steps_per_log,
             )
             loop_start = time.time()
             means, non_finite = self._loop_fn(tf.constant(num_steps))
             means = {k: float(v) for k, v in means.items()}
+            elapsed = max(time.time() - loop_start, 1e-9)
+            steps_per_log = max(1, int(num_steps / elapsed * settings.log_every_seconds))
             if int(non_finite) or not math.isfinite(means["loss"]):
                 raise NonFiniteLossError(
                     f"Loss became non-finite between steps {step} and {step + num_steps} "
@@ -201,7 +229,7 @@ class TrainLoop:
                     f"{settings.model_dir} is kept. Lower the learning rate or check the data."
                 )
             step = int(self.optimizer.iterations.numpy())
-            self._log(step, means, num_steps, time.time() - loop_start, start_step, start_time)
+            self._log(step, means, num_steps, elapsed, start_step, start_time)
             if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
                 self.save()
                 if stop_at is not None and step >= stop_at:
@@ -209,6 +237,15 @@ class TrainLoop:
         return means
 
     def save(self):
+        """Checkpoints the model, optimizer and input positions; refuses non-finite weights (the
+        update that breaks them can come before the loss shows it)."""
+        if not self._weights_finite():
+            raise NonFiniteLossError(
+                f"The weights became non-finite by step {int(self.optimizer.iterations.numpy())}; "
+                f"not saved: the last good checkpoint in {self.settings.model_dir} "
+                f"({self.manager.latest_checkpoint}) is kept. Lower the learning rate or check "
+                "the data."
+            )
         path = self.manager.save(checkpoint_number=self.optimizer.iterations)
         self.input_manager.save(checkpoint_number=self.optimizer.iterations)
         if not self.is_chief:

@@ -19,6 +19,7 @@ Hugging Face side is imported only when used: it needs the `hf` extra (safetenso
 """
 
 import json
+import os
 import posixpath
 
 import tensorflow as tf
@@ -133,10 +134,35 @@ WRITERS = {
 }
 
 
-def convert(source, target, input_path, output, vocab_file=None, hparams=None):
-    """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written."""
+def convert(source, target, input_path, output, vocab_file=None, hparams=None, overwrite=False):
+    """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written.
+
+    A non-empty `output` is refused unless `overwrite`; then it is moved aside, replaced, and
+    deleted only once the new output is complete (restored if writing fails).
+    """
     if source == target:
         raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
+    if not tf.io.gfile.exists(output) or not tf.io.gfile.listdir(output):
+        return _convert(source, target, input_path, output, vocab_file, hparams)
+    if not overwrite:
+        raise FileExistsError(
+            f"--output {output} is not empty; pass --overwrite to replace it (stale files of the "
+            "old contents are removed), or choose another folder."
+        )
+    aside = f"{output.rstrip('/')}.old-{os.getpid()}"
+    tf.io.gfile.rename(output, aside)
+    try:
+        written = _convert(source, target, input_path, output, vocab_file, hparams)
+    except BaseException:
+        if tf.io.gfile.exists(output):
+            tf.io.gfile.rmtree(output)
+        tf.io.gfile.rename(aside, output)
+        raise
+    tf.io.gfile.rmtree(aside)
+    return written
+
+
+def _convert(source, target, input_path, output, vocab_file, hparams):
     if mobilebert.is_bert_family(source, input_path):
         if hparams or target not in ("hf", "reference"):
             raise ValueError(
@@ -157,12 +183,15 @@ FLAGS = (
     ("output", str, None, "ours: DATA/models/NAME; hf: a folder; saved_model: export folder."),
     ("vocab_file", str, None, "The vocabulary (default: vocab.txt found with the input)."),
     ("hparams", str, None, "JSON: PretrainingConfig hparams and encoder keys not in the input."),
+    ("overwrite", bool, False, "Replace a non-empty --output (only once the new one is written)."),
 )
 
 
 def main(fv):
     source, target, input_path, output = cli.values(fv, "from", "to", "input", "output").values()
-    convert(source, target, input_path, output, **cli.values(fv, "vocab_file", "hparams"))
+    convert(
+        source, target, input_path, output, **cli.values(fv, "vocab_file", "hparams", "overwrite")
+    )
 
 
 COMMAND = cli.Command(

@@ -230,7 +230,14 @@ def read_state(folder):
     state = {}
     for path in files:
         with tf.io.gfile.GFile(path, "rb") as f:
-            state.update(safetensors_numpy.load(f.read()))
+            data = f.read()
+        try:
+            state.update(safetensors_numpy.load(data))
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({e}); it may be truncated: "
+                "download or write it again."
+            ) from None
     return state
 
 

@@ -189,6 +189,7 @@ class FinetuningConfig(hp.HParams):
 
     def task_kind(self, name):
         """A task's kind from its spec, its folder's task.json or the registry (None if unknown)."""
+        tasks_lib.check_task_name(name)
         spec = self.task_specs.get(name)
         if spec is None:
             spec = fileio.read_json(
@@ -227,10 +228,10 @@ class FinetuningConfig(hp.HParams):
             "num_trials",
             "vocab_size",
         )
-        if not self.task_names or not all(isinstance(n, str) and n for n in self.task_names):
-            raise ValueError(
-                f"task_names must be a non-empty list of task names, got {self.task_names!r}"
-            )
+        if not self.task_names:
+            raise ValueError("task_names must be a non-empty list of task names")
+        for name in self.task_names:
+            tasks_lib.check_task_name(name)
         if not all(isinstance(s, dict) for s in self.task_specs.values()):
             raise ValueError("task_specs must map task names to JSON task specs (objects)")
         self.check_encoder_overrides(sizes.ENCODER_KEYS)

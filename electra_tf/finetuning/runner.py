@@ -16,6 +16,7 @@ trial over otherwise.
 
 import collections
 import dataclasses
+import hashlib
 import json
 import math
 
@@ -25,6 +26,7 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf import fileio, tokenization
+from electra_tf.data.pretraining_data import file_sha256
 from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
@@ -226,6 +228,34 @@ class FinetuningRunner:
             for name in config.task_names
         ]
         self._data = {}
+        self._validate_inputs()
+
+    def _validate_inputs(self):
+        """Checks everything a run reads before anything is written or deleted: the init
+        checkpoint, the vocabulary against the pre-trained model's, and every split the run will
+        use (present, non-empty, labels known), featurized once and cached."""
+        config = self.config
+        if config.init_checkpoint:
+            try:
+                model_dir_lib.resolve_checkpoint(config.init_checkpoint)
+            except FileNotFoundError as e:
+                raise FileNotFoundError(
+                    f"{e} Pre-train with run_pretraining.py, point init_checkpoint at a "
+                    "checkpoint, or set it to null to fine-tune from random weights."
+                ) from None
+            model_dir_lib.check_vocab(
+                model_dir_lib.checkpoint_dir(config.init_checkpoint),
+                config.vocab_file,
+                config.do_lower_case,
+            )
+        for task in self.tasks:
+            if config.do_train:
+                self.split(task, "train", is_training=True)
+            if config.do_eval:
+                self.split(task, task.eval_split)
+            if config.write_test_outputs:
+                for split in self._test_splits(task):
+                    self.split(task, split)
 
     def run(self):
         """All trials of all tasks; returns [{task: {metric: value}}] per trial."""
@@ -352,15 +382,27 @@ class FinetuningRunner:
         return scores
 
     def train(self, task, trial, model, optimizer, arrays, num_train_steps):
-        """Trains with the shared TrainLoop, resuming the trial's checkpoint when it is compatible."""
-        self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+        """Trains with the shared TrainLoop, resuming the trial's checkpoint when it is compatible.
+
+        The chief holds `<model_dir>.lock` meanwhile. A model trained on other data or settings is
+        moved aside to `<model_dir>.replaced` and deleted only once the new one is saved.
+        """
+        model_dir = self.config.model_dir.format(task=task.name, trial=trial)
+        if not self.is_chief:
+            self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+            return
+        with model_dir_lib.Lock(model_dir, lock_file=f"{model_dir.rstrip('/')}.lock"):
+            self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+            replaced = _replaced(model_dir)
+            if tf.io.gfile.exists(replaced):
+                tf.io.gfile.rmtree(replaced)
 
     def train_loop(self, task, trial, model, optimizer, arrays, num_train_steps):
         """The trial's TrainLoop, its model initialised from init_checkpoint unless the trial's own
         compatible checkpoint will be resumed."""
         config = self.config
         model_dir = config.model_dir.format(task=task.name, trial=trial)
-        self._prepare_model_dir(model_dir)
+        self._prepare_model_dir(model_dir, task)
         if tf.train.latest_checkpoint(model_dir) is None and config.init_checkpoint:
             encoder_variables = model.encoder.trainable_variables
             logging.info(
@@ -373,7 +415,11 @@ class FinetuningRunner:
                 model_dir, model_dir_lib.ENCODER_CONFIG, self.encoder_config.to_dict()
             )
             model_dir_lib.write(model_dir, model_dir_lib.FINETUNE_CONFIG, config.to_dict())
-            model_dir_lib.write(model_dir, model_dir_lib.TASK_INFO, task_info(task, config, arrays))
+            info = task_info(task, config, arrays)
+            info["fingerprint"] = self.fingerprint(task)
+            model_dir_lib.write(model_dir, model_dir_lib.TASK_INFO, info)
+            vocab = model_dir_lib.vocab_info(config.vocab_file, config.do_lower_case)
+            model_dir_lib.write(model_dir, model_dir_lib.VOCAB_INFO, vocab)
         seed = config.seed + trial - 1
 
         def loss_fn(features, step_seed, training):
@@ -398,23 +444,54 @@ class FinetuningRunner:
             settings,
         )
 
-    def _prepare_model_dir(self, model_dir):
-        """Starts the trial over when its checkpoint was trained with other hyperparameters."""
+    def fingerprint(self, task):
+        """What the trained weights depend on besides the hyperparameters: the task's spec (kind,
+        labels, format, fields) and the SHA-256 of its training file."""
+        spec = {
+            "kind": task.kind,
+            "labels": task.label_list,
+            "regression_range": task.regression_range,
+            "format": task.format,
+            "files": {name: [f.file, f.header, f.keyed] for name, f in sorted(task.splits.items())},
+            "json_spec": self.config.task_specs.get(task.name)
+            or fileio.read_json(fileio.join(task.raw_dir, "task.json"), missing_ok=True),
+        }
+        return {
+            "task_spec": hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest(),
+            "train_data": file_sha256(task.path("train")),
+        }
+
+    def _prepare_model_dir(self, model_dir, task):
+        """Starts the trial over when its checkpoint was trained with other hyperparameters, task
+        spec or training data: the old model is moved aside, never deleted before the new one is
+        saved."""
         if tf.train.latest_checkpoint(model_dir) is None:
             return
         saved = model_dir_lib.read(model_dir, model_dir_lib.FINETUNE_CONFIG) or {}
         current = self.config.to_dict()
         changed = [k for k in _TRAINING_KEYS if saved.get(k) != current.get(k)]
+        info = model_dir_lib.read(model_dir, model_dir_lib.TASK_INFO) or {}
+        now = self.fingerprint(task)
+        was = info.get("fingerprint", {})
+        if was.get("task_spec") != now["task_spec"]:
+            changed.append(f"task spec of {task.name}")
+        if was.get("train_data") != now["train_data"]:
+            changed.append(f"training data ({task.path('train')})")
         if not changed:
             logging.info("Resuming from the checkpoint in %s", model_dir)
             return
+        replaced = _replaced(model_dir)
         logging.warning(
-            "The checkpoint in %s was trained with other %s; training this trial again.",
+            "The model in %s was trained with other %s; training this trial again (the old "
+            "model stays in %s until the new one is saved).",
             model_dir,
             ", ".join(changed),
+            replaced,
         )
         if self.is_chief:
-            tf.io.gfile.rmtree(model_dir)
+            if tf.io.gfile.exists(replaced):
+                tf.io.gfile.rmtree(replaced)
+            tf.io.gfile.rename(model_dir, replaced)
 
     def predictor(self, model, kind):
         """`predict(arrays, batch_size)` -> the model's outputs (numpy, in row order) and
@@ -533,9 +610,7 @@ class FinetuningRunner:
         TSVs, CLUE JSON lines, {question id: answer} JSON for span QA, index/prediction TSVs else."""
         config = self.config
         out_dir = config.test_predictions.format(trial=trial)
-        for split in task.existing_splits():
-            if "test" not in split and split != "diagnostic":
-                continue
+        for split in self._test_splits(task):
             data = self.split(task, split)
             outputs = predict(data.arrays, config.predict_batch_size)
             name, text = self._submission(task, split, data, outputs)
@@ -549,6 +624,10 @@ class FinetuningRunner:
                     out_dir,
                     name,
                 )
+
+    @staticmethod
+    def _test_splits(task):
+        return [s for s in task.existing_splits() if "test" in s or s == "diagnostic"]
 
     def _submission(self, task, split, data, outputs):
         """(file name, file text) of one test split's predictions."""
@@ -575,6 +654,11 @@ class FinetuningRunner:
         glue = _GLUE_FILES.get((task.name, split), _GLUE_FILES.get(task.name))
         name = f"{glue}.tsv" if glue else f"{task.name}_{split}.tsv"
         return name, "index\tprediction\n" + "".join(f"{e}\t{v}\n" for e, v in zip(eids, values))
+
+
+def _replaced(model_dir):
+    """Where a model is kept while its replacement trains."""
+    return f"{model_dir.rstrip('/')}.replaced"
 
 
 def run_finetuning(config, strategy=None):

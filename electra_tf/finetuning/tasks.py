@@ -45,6 +45,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -587,6 +588,7 @@ def _squad_task(name, metric, splits=("train", "dev"), prefix="", **kwargs):
 
 
 BUILTIN_TASKS = _builtin_tasks()
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 # ----- JSON specs -------------------------------------------------------------------------------
@@ -660,6 +662,12 @@ def task_from_spec(name, spec, raw_dir, source):
             f'Task spec {source}: "scheme" must be one of {TAG_SCHEMES}, got {scheme!r}'
         )
     files = spec.get("files") or {s: f"{s}.{_EXTENSIONS[fmt]}" for s in ("train", "dev", "test")}
+    for split, file in files.items():
+        if not _is_plain_relative(file):
+            raise ValueError(
+                f'Task spec {source}: "files" {split!r}: {file!r} must be a file name inside the '
+                f"task's folder {raw_dir} (no absolute paths, no '..'); move the file there."
+            )
     header = bool(spec.get("header", False))
     splits = {split: SplitFile(file) for split, file in files.items()}
     if kind in ("classification", "regression"):
@@ -727,12 +735,27 @@ def _infer_from_train(task):
         )
 
 
+def check_task_name(name):
+    """Task names are plain names: they name folders and output files."""
+    if not isinstance(name, str) or not _TASK_NAME.fullmatch(name) or ".." in name:
+        raise ValueError(
+            f"Task name {name!r} must be a plain name (letters, digits, '_', '-', '.'), not a "
+            "path: it names the task's data folder and its output files."
+        )
+
+
+def _is_plain_relative(path):
+    parts = str(path).replace("\\", "/").split("/")
+    return bool(path) and not fileio.has_scheme(path) and parts[0] != "" and ".." not in parts
+
+
 def get_task(name, data_dir=None, raw_dir=None, spec=None):
     """The task called `name`, reading from `raw_dir` or `<data_dir>/finetuning_data/<name>`.
 
     A `spec` dict (e.g. `hparams[name]`) wins over a `task.json` in the folder, which wins over the
     built-in task of that name.
     """
+    check_task_name(name)
     if raw_dir is None:
         if data_dir is None:
             raise ValueError("get_task needs data_dir or raw_dir")
@@ -741,11 +764,7 @@ def get_task(name, data_dir=None, raw_dir=None, spec=None):
         return task_from_spec(name, spec, raw_dir, f"hparams[{name!r}]")
     spec_path = fileio.join(raw_dir, "task.json")
     if tf.io.gfile.exists(spec_path):
-        try:
-            spec = json.loads(_read_text(spec_path))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"Task spec {spec_path} is not valid JSON: {e}") from e
-        return task_from_spec(name, spec, raw_dir, spec_path)
+        return task_from_spec(name, fileio.read_json(spec_path), raw_dir, spec_path)
     if name in BUILTIN_TASKS:
         return dataclasses.replace(BUILTIN_TASKS[name], raw_dir=raw_dir)
     raise ValueError(

@@ -233,6 +233,13 @@ class PretrainingConfig(hp.HParams):
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"hparam 'mask_prob' must be in (0, 1), got {self.mask_prob!r}")
         self.check_encoder_overrides(sizes.ENCODER_KEYS)
+        positions = self.model_hparams()["max_position_embeddings"]
+        if self.max_seq_length > positions:
+            raise ValueError(
+                f"hparam 'max_seq_length' ({self.max_seq_length}) exceeds the model's "
+                f"max_position_embeddings ({positions}); lower it or set max_position_embeddings "
+                "in model_hparam_overrides."
+            )
 
     def model_hparams(self):
         """Discriminator encoder hyperparameters (BERT config keys).

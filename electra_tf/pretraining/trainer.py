@@ -79,9 +79,6 @@ class Pretrainer:
             self.model.build_all()
             self.optimizer = create_optimizer(config)
             self.optimizer.build(self.model.trainable_variables)
-        tf.io.gfile.makedirs(config.model_dir)
-        if distribution.is_chief(self.strategy):
-            self._write_model_description()
         self._loop = None
 
     def _write_model_description(self):
@@ -92,6 +89,8 @@ class Pretrainer:
             folder, model_dir_lib.ENCODER_CONFIG, self.model.discriminator.config.to_dict()
         )
         model_dir_lib.write(folder, model_dir_lib.PRETRAIN_CONFIG, self.config.to_dict())
+        info = model_dir_lib.vocab_info(self.config.vocab_file, self.config.do_lower_case)
+        model_dir_lib.write(folder, model_dir_lib.VOCAB_INFO, info)
 
     def _dataset_fn(self, batch_size, is_training, seed):
         def dataset_fn(input_context):
@@ -146,8 +145,19 @@ class Pretrainer:
         return self._loop
 
     def train(self, stop_at=None):
-        """Trains to num_train_steps; `stop_at` ends early at a checkpoint (as if killed there)."""
-        return self.train_loop.train(stop_at)
+        """Trains to num_train_steps; `stop_at` ends early at a checkpoint (as if killed there).
+
+        The chief holds the model directory's lock while it trains, and writes the model's
+        description files (encoder, config, vocabulary) once it holds it.
+        """
+        if not distribution.is_chief(self.strategy):
+            return self.train_loop.train(stop_at)
+        with model_dir_lib.Lock(self.config.model_dir):
+            model_dir_lib.check_vocab(
+                self.config.model_dir, self.config.vocab_file, self.config.do_lower_case
+            )
+            self._write_model_description()
+            return self.train_loop.train(stop_at)
 
     def evaluate(self):
         """The reference's nine evaluation metrics over `num_eval_steps` batches of held data."""

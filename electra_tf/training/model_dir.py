@@ -9,21 +9,29 @@ conversion reads and writes both. This module is the one place that knows the la
   pretrain_config.json   the `PretrainingConfig` of a pre-trained model
   finetune_config.json   the `FinetuningConfig` of a fine-tuned model
   task_info.json         a fine-tuned model's task: kind, labels, inputs (what export needs)
+  vocab_info.json        the vocabulary the model was trained with: file, SHA-256, size, casing
+  .lock                  the live run writing the directory (see `Lock`)
 
 Checkpoints are keyed by variable path (`electra/layer_0/attention/query/kernel`, the reference's
 layout), so any model holding an encoder restores it by name, whatever else it holds.
 """
 
+import os
 import re
+import socket
+import time
 
 import tensorflow as tf
+from absl import logging
 
-from electra_tf import fileio
+from electra_tf import fileio, tokenization
+from electra_tf.data.pretraining_data import file_sha256
 
 ENCODER_CONFIG = "encoder_config.json"
 PRETRAIN_CONFIG = "pretrain_config.json"
 FINETUNE_CONFIG = "finetune_config.json"
 TASK_INFO = "task_info.json"
+VOCAB_INFO = "vocab_info.json"
 VOCAB = "vocab.txt"
 
 _KEY_PREFIX, _KEY_SUFFIX = "model/", "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -160,3 +168,98 @@ def describe(path):
         name: read(folder, name)
         for name in (ENCODER_CONFIG, PRETRAIN_CONFIG, FINETUNE_CONFIG, TASK_INFO)
     }
+
+
+# ----- the vocabulary ----------------------------------------------------------------------------
+
+
+def vocab_info(vocab_file, do_lower_case):
+    """What `VOCAB_INFO` records: the file, its SHA-256, its size and the casing used with it."""
+    size = tokenization.FullTokenizer(vocab_file, do_lower_case).vocab_size
+    return {
+        "vocab_file": vocab_file,
+        "sha256": file_sha256(vocab_file),
+        "vocab_size": size,
+        "do_lower_case": do_lower_case,
+    }
+
+
+def check_vocab(folder, vocab_file, do_lower_case):
+    """Refuses a vocabulary or casing other than the one the model in `folder` was trained with
+    (a model without `VOCAB_INFO` passes: it predates the file or came from elsewhere)."""
+    saved = read(folder, VOCAB_INFO)
+    if saved is None:
+        return
+    if file_sha256(vocab_file) != saved["sha256"]:
+        raise ValueError(
+            f"Vocabulary {vocab_file} differs from {saved['vocab_file']}, the one the model in "
+            f"{folder} was trained with (sha256 {saved['sha256'][:12]}...): token ids would not "
+            "match. Use the model's vocabulary (vocab_file hparam)."
+        )
+    if bool(do_lower_case) != bool(saved["do_lower_case"]):
+        raise ValueError(
+            f"do_lower_case={do_lower_case} but the model in {folder} was trained with "
+            f"do_lower_case={saved['do_lower_case']} on {saved['vocab_file']}."
+        )
+
+
+# ----- one writer at a time ----------------------------------------------------------------------
+
+LOCK = ".lock"
+
+
+class ModelDirLockedError(FileExistsError):
+    """Another live run writes this model directory."""
+
+
+class Lock:
+    """`with Lock(model_dir):` -- the run that writes `model_dir`, refusing a second one.
+
+    `lock_file` puts the lock elsewhere (fine-tuning keeps it beside the model directory, which it
+    may move aside).
+
+    The lock file `model_dir/.lock` holds the host, pid and start time of its owner. A lock left by
+    a process of this host that is no longer alive (a killed run) is stale and taken over with a
+    warning; a live owner, or one on another host, makes the second run fail with a message naming
+    it (delete the file by hand if that run is known to be gone). Works on any `tf.io.gfile`
+    filesystem; on object stores two runs starting within the same second may both pass.
+    """
+
+    def __init__(self, model_dir, lock_file=None):
+        self.path = lock_file or fileio.join(model_dir, LOCK)
+        self.model_dir = model_dir
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+
+    def __enter__(self):
+        held = (
+            fileio.read_json(self.path, missing_ok=True) if tf.io.gfile.exists(self.path) else None
+        )
+        if held and held != self.owner:
+            if held.get("host") == self.owner["host"] and not _alive(held.get("pid")):
+                logging.warning(
+                    "Taking over the stale lock of dead pid %s in %s", held["pid"], self.model_dir
+                )
+            else:
+                started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("started", 0)))
+                raise ModelDirLockedError(
+                    f"{self.model_dir} is in use by pid {held.get('pid')} on {held.get('host')} "
+                    f"since {started}; two runs must not write one model directory. If that run "
+                    f"is gone, delete {self.path}."
+                )
+        fileio.write_json_atomic(self.path, self.owner)
+        return self
+
+    def __exit__(self, *exc_info):
+        if fileio.read_json(self.path, missing_ok=True) == self.owner:
+            tf.io.gfile.remove(self.path)
+        return False
+
+
+def _alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True
+    return True

@@ -1,0 +1,148 @@
+"""Fidelity to google-research/electra where we used to differ (issue 11), one section per item."""
+
+import random
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import shared_path
+
+from electra_tf import tokenization
+from electra_tf.data import pretraining_data
+
+# ----- 1. tokenizer: ELECTRA's _is_control drops every "C*" category ------------------------------
+ISSUE_TEXT = "ab\ue000cd x\u0378y"  # U+E000 private use (Co), U+0378 unassigned (Cn)
+ISSUE_TOKENS = ["abc", "##d", "x", "##y"]
+
+
+def _graph_input(text):
+    """A str as the bytes a tf.string tensor can hold (lone surrogates as invalid UTF-8)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def test_is_control_is_electras_rule():
+    for cp, dropped in [
+        (0x07, True),  # Cc
+        (0x200B, True),  # Cf
+        (0xE000, True),  # Co
+        (0xF0000, True),  # Co, plane 15
+        (0x0378, True),  # Cn
+        (0xD800, True),  # Cs
+        (0x09, False),  # \t, \n, \r are whitespace
+        (0x0A, False),
+        (0x0D, False),
+        (0x41, False),
+        (0x2028, False),  # Zl: split on, not dropped
+    ]:
+        assert tokenization.is_control(chr(cp)) is dropped, hex(cp)
+
+
+def test_private_use_and_unassigned_vanish_on_every_path():
+    tok = tokenization.FullTokenizer(shared_path("vocab", "en_uncased_vocab.txt"))
+    ids = tok.convert_tokens_to_ids(ISSUE_TOKENS)
+    assert tok.tokenize(ISSUE_TEXT) == ISSUE_TOKENS
+    assert tok.encode_batch([ISSUE_TEXT]) == [ids]
+    assert tok.tf_tokenize(tf.constant([ISSUE_TEXT])).to_list() == [ids]
+
+
+@pytest.fixture
+def fuzz_vocab(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "ab", "##a", "##b"]
+    tokens += ["##ab", "c", "##c", ".", ",", "中", "é", "e", "##e", "x", "##x"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def _c_category_fuzz(seed, n):
+    rng = random.Random(seed)
+    unassigned = [cp for cp in range(0x300, 0x3000) if unicodedata.category(chr(cp)) == "Cn"] + [
+        0xFFFF,
+        0xE0080,
+        0x10FFFF - 2,
+    ]
+    alphabet = list("abcxe. ,\t\n") + ["é", "É", "e\u0301", "中", "\u3000", "\xa0", "\u2028"]
+    alphabet += ["\x00", "\x07", "\x7f", "\x85", "\ufffd", "\u200b", "\ufeff", "\U000e0001"]
+    alphabet += ["\ue000", "\uf8ff", "\U000f0000", "\U0010fffd"]  # Co
+    alphabet += ["\ud800", "\udbff", "\udc00", "\udfff"]  # Cs (lone surrogates)
+    alphabet += [chr(cp) for cp in rng.sample(unassigned, 40)]  # Cn
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 25))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_c_categories_match_on_all_paths_on_hard_random_text(fuzz_vocab, lower):
+    tok = tokenization.FullTokenizer(fuzz_vocab, do_lower_case=lower)
+    texts = _c_category_fuzz(seed=int(lower), n=2000)
+    expected = [tok.convert_tokens_to_ids(tok.tokenize(t)) for t in texts]
+    # The cases really exercise the rule: removing the C* characters by hand gives the same ids.
+    stripped = [
+        "".join(c for c in t if c in "\t\n\r" or not unicodedata.category(c).startswith("C"))
+        for t in texts
+    ]
+    assert [tok.convert_tokens_to_ids(tok.tokenize(t)) for t in stripped] == expected
+    assert sum(ids.count(tok.unk_id) for ids in expected) < sum(map(len, expected)) // 3
+    fast = tok.encode_batch(texts)
+    bad = [t for t, e, g in zip(texts, expected, fast) if e != g]
+    assert not bad, f"encode_batch differs on {len(bad)} lines, e.g. {bad[:3]!r}"
+    graph = tok.tf_tokenize(tf.constant([_graph_input(t) for t in texts])).to_list()
+    bad = [t for t, e, g in zip(texts, expected, graph) if e != g]
+    assert not bad, f"tf_tokenize differs on {len(bad)} lines, e.g. {bad[:3]!r}"
+
+
+def test_every_c_code_point_is_dropped_by_the_fast_and_graph_paths(fuzz_vocab):
+    tok = tokenization.FullTokenizer(fuzz_vocab)
+    dropped = [
+        chr(cp)
+        for cp in range(sys.maxunicode + 1)
+        if cp not in (9, 10, 13) and unicodedata.category(chr(cp)).startswith("C")
+    ]
+    chunks = ["a" + "".join(dropped[i : i + 500]) + "b" for i in range(0, len(dropped), 500)]
+    ab = tok.convert_tokens_to_ids(["ab"])
+    assert tok.encode_batch(chunks) == [ab] * len(chunks)
+    graph = tok.tf_tokenize(tf.constant([_graph_input(c) for c in chunks])).to_list()
+    assert graph == [ab] * len(chunks)
+
+
+def test_invalid_utf8_is_dropped_in_graph_as_in_python(fuzz_vocab):
+    tok = tokenization.FullTokenizer(fuzz_vocab)
+    texts = [b"a\xffb", b"a\xed\xa0\x80b", b"a\xe2\x28\xa1b", b"a\xc3b", b"\xc3\xa9e"]
+    expected = [tok.convert_tokens_to_ids(tok.tokenize(t)) for t in texts]
+    assert tok.tf_tokenize(tf.constant(texts)).to_list() == expected
+    assert tok.encode_batch(texts) == expected
+
+
+def test_dataset_builder_follows_the_control_rule(tmp_path):
+    vocab = shared_path("vocab", "en_uncased_vocab.txt")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = [ISSUE_TEXT, "private \U000f0000use and \ue001 more", "plain text here."]
+    (corpus / "doc.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pretraining_data.build_dataset(
+        pretraining_data.BuildOptions(
+            corpus_dir=str(corpus),
+            vocab_file=vocab,
+            output_dir=str(tmp_path / "out"),
+            max_seq_length=64,
+            num_out_files=1,
+        )
+    )
+    tok = tokenization.FullTokenizer(vocab)
+    out = tmp_path / "out"
+    records = [
+        r.numpy()
+        for name in sorted(tf.io.gfile.listdir(str(out)))
+        if name.startswith(pretraining_data.SHARD_PREFIX)
+        for r in tf.data.TFRecordDataset(str(out / name))
+    ]
+    spec = {"input_ids": tf.io.FixedLenFeature([64], tf.int64)}
+    got = []
+    for record in records:
+        ids = tf.io.parse_single_example(record, spec)["input_ids"].numpy()
+        special = {tok.vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]")}
+        got += [int(i) for i in ids if int(i) not in special]
+    expected = [i for line in lines for i in tok.convert_tokens_to_ids(tok.tokenize(line))]
+    assert got == expected
+    assert tok.unk_id not in got
+    assert np.all(np.array(got[:4]) == tok.convert_tokens_to_ids(ISSUE_TOKENS))

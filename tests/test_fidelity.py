@@ -146,3 +146,57 @@ def test_dataset_builder_follows_the_control_rule(tmp_path):
     assert got == expected
     assert tok.unk_id not in got
     assert np.all(np.array(got[:4]) == tok.convert_tokens_to_ids(ISSUE_TOKENS))
+
+
+# ----- 2. initialisers: tf.layers.dense defaults where the reference uses them -----------------------
+def _pretraining_model(**hparams):
+    from electra_tf.pretraining.config import PretrainingConfig
+    from electra_tf.pretraining.model import PretrainingModel
+
+    config = PretrainingConfig(
+        "m",
+        "/tmp/unused",
+        model_size="small",
+        vocab_size=64,
+        max_seq_length=8,
+        model_hparam_overrides={"num_hidden_layers": 1},
+        **hparams,
+    )
+    keras_utils = pytest.importorskip("keras").utils
+    keras_utils.set_random_seed(1)
+    model = PretrainingModel(config, mask_id=4, special_ids=(0, 2, 3))
+    model.build_all()
+    return model
+
+
+def _by_name(model):
+    return {v.path if hasattr(v, "path") else v.name: v.numpy() for v in model.weights}
+
+
+def _glorot_std(kernel):
+    fan_in, fan_out = kernel.shape
+    return np.sqrt(6.0 / (fan_in + fan_out)) / np.sqrt(3.0)
+
+
+def test_embeddings_project_and_discriminator_output_start_glorot_uniform():
+    model = _pretraining_model()  # small: embedding 128 < hidden 256 -> embeddings_project
+    weights = _by_name(model)
+    checked = {}
+    for name, w in weights.items():
+        if name.endswith("kernel") and ("embeddings_project" in name or "dense_prediction" in name):
+            checked[name] = w
+            limit = np.sqrt(6.0 / sum(w.shape))
+            assert np.abs(w).max() <= limit + 1e-6, name
+            assert np.abs(w).max() > 3 * 0.02, name  # truncated normal 0.02 stays below 0.04
+            assert abs(w.std() / _glorot_std(w) - 1) < 0.15, (name, w.std(), _glorot_std(w))
+    # The discriminator's and the generator's projections, and the discriminator's dense(1).
+    assert sum("embeddings_project" in n for n in checked) == 2, sorted(weights)
+    assert sum("dense_prediction" in n for n in checked) == 1, sorted(weights)
+    # Everything else keeps BERT's truncated normal(0.02): e.g. the discriminator's hidden dense.
+    hidden = [
+        w
+        for n, w in weights.items()
+        if "discriminator_predictions" in n and n.endswith("dense/kernel")
+    ]
+    assert len(hidden) == 1 and np.abs(hidden[0]).max() <= 2 * 0.02 + 1e-6
+    assert abs(hidden[0].std() - 0.02 * 0.88) < 0.002  # a normal truncated at 2 std

@@ -200,3 +200,99 @@ def test_embeddings_project_and_discriminator_output_start_glorot_uniform():
     ]
     assert len(hidden) == 1 and np.abs(hidden[0]).max() <= 2 * 0.02 + 1e-6
     assert abs(hidden[0].std() - 0.02 * 0.88) < 0.002  # a normal truncated at 2 std
+
+
+# ----- 3. masking_with_replacement: duplicates get the floor of the mean, as the reference ----------
+def _reference_scatter_update(sequence, updates, positions, weights):
+    """The reference's scatter_update in numpy: sum the updates per position, divide by the count
+    (floor for integers); slots with weight 0 are the reference's position-0 slots, ignored."""
+    sequence = np.array(sequence)
+    sums = np.zeros_like(sequence)
+    counts = np.zeros(sequence.shape[:2], np.int64)
+    for b in range(positions.shape[0]):
+        for p in range(positions.shape[1]):
+            if weights[b, p] > 0:
+                sums[b, positions[b, p]] += updates[b, p]
+                counts[b, positions[b, p]] += 1
+    out = sequence.copy()
+    for b, t in zip(*np.nonzero(counts)):
+        out[b, t] = (
+            sums[b, t] // counts[b, t] if out.dtype.kind == "i" else sums[b, t] / counts[b, t]
+        )
+    return out
+
+
+def test_scatter_update_averages_duplicates_like_the_reference():
+    from electra_tf.pretraining import masking
+
+    rng = np.random.default_rng(0)
+    sequence = rng.integers(5, 100, size=(4, 12)).astype(np.int32)
+    positions = rng.integers(1, 4, size=(4, 6)).astype(np.int32)  # many duplicates
+    updates = rng.integers(5, 100, size=(4, 6)).astype(np.int32)
+    weights = (rng.random((4, 6)) < 0.8).astype(np.float32)
+    got = masking.scatter_update(
+        tf.constant(sequence),
+        tf.constant(updates),
+        tf.constant(positions),
+        tf.constant(weights),
+        average_duplicates=True,
+    ).numpy()
+    np.testing.assert_array_equal(
+        got, _reference_scatter_update(sequence, updates, positions, weights)
+    )
+    # A hand-made duplicate: ids 10 and 13 written at position 2 give 23 // 2 = 11.
+    one = masking.scatter_update(
+        tf.constant([[7, 7, 7, 7]]),
+        tf.constant([[10, 13]]),
+        tf.constant([[2, 2]]),
+        average_duplicates=True,
+    ).numpy()
+    assert one.tolist() == [[7, 7, 11, 7]]
+    # Float sequences [B, T, D] get the plain mean.
+    vectors = rng.random((2, 5, 3)).astype(np.float32)
+    new = rng.random((2, 3, 3)).astype(np.float32)
+    pos = np.array([[1, 1, 4], [2, 3, 2]], np.int32)
+    w = np.ones((2, 3), np.float32)
+    got = masking.scatter_update(
+        tf.constant(vectors), tf.constant(new), tf.constant(pos), tf.constant(w), True
+    ).numpy()
+    np.testing.assert_allclose(got, _reference_scatter_update(vectors, new, pos, w), rtol=1e-6)
+
+
+def test_with_replacement_writes_the_floor_mean_of_the_samples_of_a_duplicate_draw(monkeypatch):
+    from electra_tf.pretraining import masking
+
+    # One candidate (position 1) and a budget of 3 slots: every draw is position 1.
+    model = _pretraining_model(
+        masking_with_replacement=True,
+        uniform_generator=True,
+        mask_prob=0.9,
+        max_predictions_per_seq=3,
+    )
+    calls = []
+    original = masking.scatter_update
+
+    def spy(sequence, updates, positions, weights=None, average_duplicates=False):
+        out = original(sequence, updates, positions, weights, average_duplicates)
+        calls.append((updates.numpy(), positions.numpy(), weights.numpy(), out.numpy()))
+        return out
+
+    monkeypatch.setattr(masking, "scatter_update", spy)
+    features = {
+        "input_ids": tf.constant([[2, 9, 3, 0, 0, 0, 0, 0]]),
+        "input_mask": tf.constant([[1, 1, 1, 0, 0, 0, 0, 0]]),
+        "segment_ids": tf.zeros([1, 8], tf.int32),
+    }
+    seen_distinct_samples = False
+    for step in range(6):
+        calls.clear()
+        outputs = model.compute(features, tf.constant([7, step], tf.int64), training=False)
+        ((sampled, positions, weights, fake),) = calls
+        assert positions[0].tolist() == [1, 1, 1] and weights[0].tolist() == [1, 1, 1]
+        assert sampled[0].tolist() == outputs["sampled_ids"].numpy()[0].tolist()
+        assert fake[0, 1] == sum(sampled[0]) // 3
+        assert fake[0].tolist()[:1] + fake[0].tolist()[2:] == [2, 3, 0, 0, 0, 0, 0]
+        labels = outputs["disc_labels"].numpy()[0]
+        assert labels.tolist() == [0, int(fake[0, 1] != 9), 0, 0, 0, 0, 0, 0]
+        seen_distinct_samples |= len(set(sampled[0].tolist())) > 1
+    assert seen_distinct_samples  # a last-slot-wins scatter would differ on these

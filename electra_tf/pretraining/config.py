@@ -147,7 +147,9 @@ class PretrainingConfig(hp.HParams):
         # min(max_predictions_per_seq, round(mask_prob * length)) distinct
         # positions are masked. True reproduces the reference's sampling with
         # replacement (tf.random.categorical), which can pick a position twice
-        # and then masks fewer tokens than intended.
+        # and then masks fewer tokens than intended; such a position then gets
+        # the floor of the mean of its sampled ids, as the reference's
+        # scatter_update writes it.
         self.masking_with_replacement = False
         # Random seed for initialization, masking and generator sampling.
         self.seed = 0

@@ -145,7 +145,11 @@ class PretrainingModel(keras.Model):
                 )
             )  # [B, P] ids
             fake_ids = masking.scatter_update(
-                features["input_ids"], sampled, positions, mlm_weights
+                features["input_ids"],
+                sampled,
+                positions,
+                mlm_weights,
+                average_duplicates=config.masking_with_replacement,  # the reference's floor mean
             )
             labels = tf.cast(tf.not_equal(fake_ids, features["input_ids"]), tf.int32)  # [B, T]
             disc_inputs = _encoder_inputs(features, fake_ids)

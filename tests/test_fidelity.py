@@ -296,3 +296,101 @@ def test_with_replacement_writes_the_floor_mean_of_the_samples_of_a_duplicate_dr
         assert labels.tolist() == [0, int(fake[0, 1] != 9), 0, 0, 0, 0, 0, 0]
         seen_distinct_samples |= len(set(sampled[0].tolist())) > 1
     assert seen_distinct_samples  # a last-slot-wins scatter would differ on these
+
+
+# ----- 4. size files: the released code's values; the paper's Table 6 by name ---------------------
+# The paper's Table 6 pre-training settings (Clark et al. 2020) that differ by size.
+PAPER_TABLE6 = {
+    "base": {
+        "generator_hidden_size": 0.33333,
+        "mask_prob": 0.15,
+        "max_seq_length": 512,
+        "learning_rate": 2e-4,
+        "train_batch_size": 256,
+    },
+    "large": {
+        "generator_hidden_size": 0.25,
+        "mask_prob": 0.25,
+        "max_seq_length": 512,
+        "learning_rate": 2e-4,
+        "train_batch_size": 2048,
+    },
+}
+# The released configure_pretraining.py: only small's embedding size depends on the size.
+RELEASED = {
+    "generator_hidden_size": 0.25,
+    "mask_prob": 0.15,
+    "max_seq_length": 128,
+    "learning_rate": 5e-4,
+    "train_batch_size": 128,
+}
+NETWORK_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
+@pytest.fixture
+def worktree_sizes(monkeypatch):
+    """Reads the size files of this checkout, whatever checkout the package is installed from."""
+    import pathlib
+
+    from conftest import REPO_ROOT
+
+    from electra_tf import hparams
+
+    monkeypatch.setattr(
+        hparams, "_model_sizes_dirs", lambda: [pathlib.Path(REPO_ROOT) / "model_sizes"]
+    )
+    return hparams
+
+
+def _resolved(size):
+    from electra_tf.pretraining.config import PretrainingConfig
+
+    config = PretrainingConfig("m", "/d", model_size=size)
+    return {k: getattr(config, k) for k in RELEASED}, config
+
+
+def test_size_files_follow_one_rule(worktree_sizes):
+    hparams = worktree_sizes
+    names = hparams.available_model_sizes()
+    paper = sorted(n for n in names if n.endswith("_paper"))
+    assert paper == ["base_paper", "large_paper"]
+    for name in names:
+        size = hparams.load_model_size(name)
+        description = size["description"]
+        if name.endswith("_paper"):
+            base = name[: -len("_paper")]
+            assert "Table 6" in description, name
+            plain = hparams.load_model_size(base)
+            assert {k: size[k] for k in NETWORK_KEYS} == {k: plain[k] for k in NETWORK_KEYS}
+            assert size.get("finetuning") == plain.get("finetuning"), name
+            values, config = _resolved(name)
+            assert values == PAPER_TABLE6[base], name
+            assert config.max_predictions_per_seq == int((values["mask_prob"] + 0.005) * 512)
+        else:
+            assert "released code's values" in description, name
+            if name == "demo":  # not a reference size: its own documented pretraining section
+                assert "this project's" in description
+                continue
+            assert "pretraining" not in size, name
+            values, config = _resolved(name)
+            assert values == RELEASED, name
+    assert "25% masking" not in hparams.load_model_size("base")["description"]
+    assert _resolved("small")[1].embedding_size == 128
+    assert _resolved("base")[1].embedding_size == 768
+
+
+def test_paper_sizes_are_defaults_that_passed_hparams_override(worktree_sizes):
+    from electra_tf.finetuning.config import FinetuningConfig
+    from electra_tf.pretraining.config import PretrainingConfig
+
+    config = PretrainingConfig(
+        "m", "/d", model_size="large_paper", mask_prob=0.15, train_batch_size=16
+    )
+    assert (config.mask_prob, config.train_batch_size, config.max_seq_length) == (0.15, 16, 512)
+    assert config.generator_hparams()["hidden_size"] == 256
+    base_gen = PretrainingConfig("m", "/d", model_size="base_paper").generator_hparams()
+    assert (base_gen["hidden_size"], base_gen["num_attention_heads"]) == (256, 4)
+    released_gen = PretrainingConfig("m", "/d", model_size="base").generator_hparams()
+    assert (released_gen["hidden_size"], released_gen["num_attention_heads"]) == (192, 3)
+    fine = FinetuningConfig("m", "/d", model_size="large_paper", task_names=["rte"])
+    assert (fine.learning_rate, fine.layerwise_lr_decay) == (5e-5, 0.9)

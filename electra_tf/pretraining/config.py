@@ -11,9 +11,11 @@ resolves them in the reference's order:
 Size defaults live in the ``model_sizes/<size>.json`` files (see
 :func:`electra_tf.hparams.load_model_size`): embedding size and generator fraction,
 and optionally a ``pretraining`` section of hyperparameter defaults (the demo size
-has one). Like the released reference, base and large do not change
-max_seq_length, learning_rate or batch sizes; the paper's Table 6 values (512
-tokens, lr 2e-4, batch 256/2048, large: mask_prob 0.25) are passed with --hparams.
+has one). One rule for every bundled size: the released code's values, so base
+and large (generator 1/4) do not change max_seq_length, learning_rate, batch sizes
+or mask_prob. The paper's Table 6 settings are the sizes ``base_paper`` (generator
+1/3) and ``large_paper`` (mask_prob 0.25), whose ``pretraining`` sections set 512
+tokens, lr 2e-4 and batch 256/2048.
 """
 
 from electra_tf import hparams as hp

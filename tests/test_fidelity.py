@@ -394,3 +394,32 @@ def test_paper_sizes_are_defaults_that_passed_hparams_override(worktree_sizes):
     assert (released_gen["hidden_size"], released_gen["num_attention_heads"]) == (192, 3)
     fine = FinetuningConfig("m", "/d", model_size="large_paper", task_names=["rte"])
     assert (fine.learning_rate, fine.layerwise_lr_decay) == (5e-5, 0.9)
+
+
+# ----- 5. disc_loss metric: per-example mean over real tokens, then mean over examples ------------
+def test_eval_disc_loss_is_the_mean_of_per_example_means():
+    from electra_tf.pretraining import trainer
+
+    model = _pretraining_model(uniform_generator=True, mask_prob=0.5, max_predictions_per_seq=4)
+    # A large output bias: real tokens cost ~5, replaced ones ~0, so examples with different
+    # shares of replaced tokens have clearly different mean losses.
+    model.discriminator_head.dense_prediction.bias.assign([5.0])
+    features = {
+        "input_ids": tf.constant([[2, 9, 3, 0, 0, 0, 0, 0], [2, 9, 10, 11, 12, 13, 14, 3]]),
+        "input_mask": tf.constant([[1, 1, 1, 0, 0, 0, 0, 0], [1] * 8]),
+        "segment_ids": tf.zeros([2, 8], tf.int32),
+    }
+    out = model.compute(features, tf.constant([3, 4], tf.int64), training=False)
+    collected = {k: [np.atleast_1d(v.numpy())] for k, v in out.items()}
+    results = trainer._eval_metrics(collected, with_discriminator=True)
+
+    p = out["disc_probs"].numpy().astype(np.float64)
+    y = out["disc_labels"].numpy()
+    w = features["input_mask"].numpy().astype(np.float64)
+    token_loss = -(y * np.log(p) + (1 - y) * np.log(1 - p)) * w
+    per_example = token_loss.sum(1) / w.sum(1)
+    per_batch = token_loss.sum() / w.sum()
+    assert y[0].sum() >= 1 and abs(per_example.mean() - per_batch) > 0.05  # the two differ here
+    np.testing.assert_allclose(results["disc_loss"], per_example.mean(), rtol=1e-4)
+    # The training objective stays the reference's per-batch mean over real tokens.
+    np.testing.assert_allclose(out["disc_loss"].numpy(), per_batch, rtol=1e-4)

@@ -167,6 +167,9 @@ class PretrainingModel(keras.Model):
             outputs.update(
                 {
                     "disc_loss": disc_loss,
+                    # The reference's disc_loss metric: each example's mean over its real tokens.
+                    "disc_per_example_loss": tf.reduce_sum(losses, -1)
+                    / (tf.reduce_sum(weights, -1) + 1e-6),
                     "disc_labels": labels,
                     "disc_probs": tf.sigmoid(disc_logits),
                     "disc_preds": tf.cast(disc_logits > 0, tf.int32),

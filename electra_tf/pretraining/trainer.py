@@ -250,7 +250,9 @@ def _eval_metrics(collected, with_discriminator):
     if with_discriminator:
         mask = cat["input_mask"].ravel().astype(np.float64)
         labels, preds = cat["disc_labels"].ravel(), cat["disc_preds"].ravel()
-        results["disc_loss"] = float(np.mean(cat["disc_loss"]))
+        # As the reference's metric: the mean over examples of each example's mean token loss
+        # (the training objective stays the mean over all real tokens of the batch).
+        results["disc_loss"] = float(np.mean(cat["disc_per_example_loss"]))
         # As the reference: AUC over every position, padding counted as label 0 / probability 0.
         auc_labels = labels * mask
         results["disc_auc"] = (

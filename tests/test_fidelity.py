@@ -423,3 +423,111 @@ def test_eval_disc_loss_is_the_mean_of_per_example_means():
     np.testing.assert_allclose(results["disc_loss"], per_example.mean(), rtol=1e-4)
     # The training objective stays the reference's per-batch mean over real tokens.
     np.testing.assert_allclose(out["disc_loss"].numpy(), per_batch, rtol=1e-4)
+
+
+# ----- 6. no key accepted and ignored: each takes effect or is refused -------------------------------
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("num_tpu_cores", 8, "num_tpu_cores is not used: TPUStrategy finds"),
+        ("tpu_job_name", "tpu_worker", "tpu_job_name is not used: the TPU cluster resolver"),
+        ("two_tower_generator", True, "two_tower_generator is not implemented"),
+        ("log_every_steps", 0, "log_every_steps must be a positive integer"),
+        ("log_every_steps", "10", "log_every_steps must be a positive integer"),
+    ],
+)
+def test_pretraining_keys_read_by_nothing_are_refused(key, value, message):
+    from electra_tf.pretraining.config import PretrainingConfig
+
+    with pytest.raises(ValueError, match=message) as error:
+        PretrainingConfig("m", "/d", **{key: value})
+    assert "\n" not in str(error.value)
+    PretrainingConfig("m", "/d", num_tpu_cores=1, tpu_job_name=None, two_tower_generator=False)
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("num_tpu_cores", 8, "num_tpu_cores is not used: TPUStrategy finds"),
+        ("tpu_job_name", "tpu_worker", "tpu_job_name is not used: the TPU cluster resolver"),
+    ],
+)
+def test_finetuning_keys_read_by_nothing_are_refused(tmp_path, key, value, message):
+    from electra_tf.finetuning.config import FinetuningConfig
+
+    with pytest.raises(ValueError, match=message):
+        FinetuningConfig("m", str(tmp_path), task_names=["rte"], **{key: value})
+    FinetuningConfig("m", str(tmp_path), task_names=["rte"], num_tpu_cores=1, tpu_job_name=None)
+
+
+def _tiny_pretrainer(tmp_path, **overrides):
+    from electra_tf.pretraining.config import PretrainingConfig
+    from electra_tf.pretraining.trainer import Pretrainer
+
+    words = ["the", "cat", "dog", "sat", "on", "a", "mat", "red", "."]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (tmp_path / "corpus").mkdir()
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(300)]
+    (tmp_path / "corpus" / "c.txt").write_text("\n".join(lines) + "\n")
+    pretraining_data.build_dataset(
+        pretraining_data.BuildOptions(
+            corpus_dir=str(tmp_path / "corpus"),
+            vocab_file=str(tmp_path / "vocab.txt"),
+            output_dir=str(tmp_path / "pretrain_tfrecords"),
+            max_seq_length=16,
+            num_out_files=1,
+        )
+    )
+    hparams = dict(
+        model_size="small",
+        model_hparam_overrides={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        },
+        embedding_size=16,
+        vocab_size=len(vocab),
+        max_seq_length=16,
+        train_batch_size=4,
+        eval_batch_size=4,
+        num_train_steps=6,
+        num_warmup_steps=1,
+        iterations_per_loop=3,
+        save_checkpoints_steps=3,
+        num_eval_steps=1,
+    )
+    hparams.update(overrides)
+    return Pretrainer(PretrainingConfig("m", str(tmp_path), **hparams))
+
+
+def _summary_steps(model_dir, tag):
+    steps = []
+    for path in tf.io.gfile.glob(f"{model_dir}/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for value in event.summary.value if value.tag == tag]
+    return sorted(steps)
+
+
+@pytest.mark.parametrize("every,expected", [(2, [2, 4, 6]), (100, [6])])
+def test_log_every_steps_sets_the_logging_interval(tmp_path, every, expected):
+    pretrainer = _tiny_pretrainer(tmp_path, log_every_steps=every)
+    pretrainer.train()
+    # iterations_per_loop=3 and checkpoints every 3 steps: without the switch, logs at 3 and 6.
+    assert _summary_steps(pretrainer.config.model_dir, "train/loss") == expected
+    ckpts = tf.train.get_checkpoint_state(pretrainer.config.model_dir).all_model_checkpoint_paths
+    assert [int(c.rsplit("-", 1)[1]) for c in ckpts] == [3, 6]
+
+
+def test_results_pkl_is_written(tmp_path):
+    import pickle
+
+    pretrainer = _tiny_pretrainer(tmp_path, num_train_steps=1, do_eval=True)
+    pretrainer.train()
+    results = pretrainer.evaluate()
+    pretrainer.write_results(results)
+    with tf.io.gfile.GFile(pretrainer.config.results_pkl, "rb") as f:
+        assert pickle.load(f) == results
+    assert pretrainer.config.results_pkl.endswith("results/unsup_results.pkl")

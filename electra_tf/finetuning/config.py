@@ -268,6 +268,7 @@ class FinetuningConfig(hp.HParams):
 
         check("strategy", STRATEGIES)
         check("mixed_precision", MIXED_PRECISION_POLICIES)
+        hp.refuse_unused_tpu_keys(self)
         if (
             not isinstance(self.task_names, (list, tuple))
             or not self.task_names

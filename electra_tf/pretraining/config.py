@@ -132,7 +132,7 @@ class PretrainingConfig(hp.HParams):
         self.model_dir = hp.gfile_join(data_dir, "models", model_name)
         results_dir = hp.gfile_join(self.model_dir, "results")
         self.results_txt = hp.gfile_join(results_dir, "unsup_results.txt")
-        self.results_pkl = hp.gfile_join(results_dir, "unsup_results.pkl")
+        self.results_pkl = hp.gfile_join(results_dir, "unsup_results.pkl")  # None: not written
 
         # ----- switches beyond the reference -----
         # Evaluation results as JSON, next to results_txt.
@@ -165,7 +165,8 @@ class PretrainingConfig(hp.HParams):
         # "mirrored", "multi_worker" (MultiWorkerMirroredStrategy from
         # TF_CONFIG) or "cpu".
         self.strategy = "auto"
-        # Log losses and throughput every this many training steps.
+        # Log losses and throughput (and write TensorBoard scalars) every this many
+        # training steps, averaged over them; a host loop ends at each logging step.
         self.log_every_steps = 100
 
         # update defaults with passed-in hyperparameters
@@ -213,6 +214,15 @@ class PretrainingConfig(hp.HParams):
         check("mask_strategy", MASK_STRATEGIES)
         check("mixed_precision", MIXED_PRECISION_POLICIES)
         check("strategy", STRATEGIES)
+        hp.refuse_unused_tpu_keys(self)
+        if self.two_tower_generator:
+            raise ValueError(
+                "two_tower_generator is not implemented: it is the Electric objective's cloze "
+                "generator, and electric_objective is not implemented yet; remove it."
+            )
+        every = self.log_every_steps
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError("log_every_steps must be a positive integer, got %r" % (every,))
         if self.electric_objective:
             raise ValueError(
                 "electric_objective is not implemented yet (the Electric two-tower cloze "

@@ -1,6 +1,7 @@
 """Pre-training end to end: data checks, model, optimizer, training loop, evaluation, results."""
 
 import json
+import pickle
 
 import keras
 import numpy as np
@@ -160,6 +161,7 @@ class Pretrainer:
                 jit_compile=config.jit_compile,
                 global_batch_size=config.train_batch_size,
                 tokens_per_example=config.max_seq_length,
+                log_every_steps=config.log_every_steps,
             )
             self._loop = loop.TrainLoop(
                 self.strategy,
@@ -223,6 +225,12 @@ class Pretrainer:
         )
         records.write_text_atomic(config.results_txt, text)
         records.write_text_atomic(config.results_json, json.dumps(results, indent=2) + "\n")
+        if config.results_pkl:  # the same dict, pickled, as the reference's results_pkl names it
+            tf.io.gfile.makedirs(config.results_pkl.rsplit("/", 1)[0])
+            tmp = records.temporary_path(config.results_pkl)
+            with tf.io.gfile.GFile(tmp, "wb") as f:
+                pickle.dump(results, f)
+            tf.io.gfile.rename(tmp, config.results_pkl, overwrite=True)
         logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
 
 

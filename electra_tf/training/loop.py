@@ -34,6 +34,8 @@ class LoopSettings:
     global_batch_size: int = 1
     tokens_per_example: int = 1
     summary_dir: str = None
+    # Log (and write summaries) every this many steps, averaged over them; None: every host loop.
+    log_every_steps: int = None
 
 
 def step_seed(base_seed, step):
@@ -191,6 +193,8 @@ class TrainLoop:
             return {}
         start_step, start_time = step, time.time()
         means = {}
+        every = settings.log_every_steps
+        window, window_steps, window_start = {}, 0, None  # what the next log line averages
         while step < settings.num_train_steps:
             next_save = (
                 step // settings.save_checkpoints_steps + 1
@@ -198,7 +202,10 @@ class TrainLoop:
             num_steps = min(
                 settings.iterations_per_loop, next_save - step, settings.num_train_steps - step
             )
+            if every:  # a host loop ends at each logging step
+                num_steps = min(num_steps, (step // every + 1) * every - step)
             loop_start = time.time()
+            window_start = window_start or loop_start
             means, non_finite = self._loop_fn(tf.constant(num_steps))
             means = {k: float(v) for k, v in means.items()}
             if int(non_finite) or not math.isfinite(means["loss"]):
@@ -208,7 +215,14 @@ class TrainLoop:
                     f"{settings.model_dir} is kept. Lower the learning rate or check the data."
                 )
             step = int(self.optimizer.iterations.numpy())
-            self._log(step, means, num_steps, time.time() - loop_start, start_step, start_time)
+            window = {k: window.get(k, 0.0) + v * num_steps for k, v in means.items()}
+            window_steps += num_steps
+            stopping = stop_at is not None and step >= stop_at
+            if not every or step % every == 0 or step >= settings.num_train_steps or stopping:
+                window_means = {k: v / window_steps for k, v in window.items()}
+                seconds = time.time() - window_start
+                self._log(step, window_means, window_steps, seconds, start_step, start_time)
+                window, window_steps, window_start = {}, 0, None
             if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
                 self.save()
                 if stop_at is not None and step >= stop_at:

@@ -91,16 +91,22 @@ def _ranges(cps):
 
 def _ranges_to_class(cps):
     """Sorted code points -> a regex character-class body of ranges."""
-    parts = _ranges(cps)
     return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in parts
+        for a, b in _ranges(cps)
     )
+
+
+def _runs(mask):
+    """Boolean array over code points -> [(first, last)] runs of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[0::2].tolist(), (edges[1::2] - 1).tolist()))
 
 
 # Per-character flags for the batch normaliser.
 _REMOVE = 1  # the reference drops it: NUL, U+FFFD and categories Cc, Cf, Co, Cn, Cs
 _NON_ASCII = 2
+_REMOVE_RARE = 4  # also: unassigned or private use beyond U+FFFF (~900k, too many for a table)
 _MARK = 8  # a nonspacing mark (Mn), dropped when stripping accents
 
 
@@ -114,6 +120,8 @@ def _unicode_tables():
         flag = _NON_ASCII if cp > 127 else 0
         if cp in (0, 0xFFFD) or (cat.startswith("C") and cp not in (9, 10, 13)):
             flag |= _REMOVE
+            if cp > 0xFFFF and cat in ("Cn", "Co"):
+                flag |= _REMOVE_RARE
         elif cat == "Mn":
             flag |= _MARK
         flags[cp] = flag
@@ -122,15 +130,18 @@ def _unicode_tables():
     flags = np.frombuffer(bytes(flags), dtype=np.uint8)
     cjk = [cp for lo, hi in CJK_RANGES for cp in range(lo, hi + 1)]
     word_breakers = _ranges_to_class(sorted(set(punct) | set(cjk)))
+    removed_utf8 = (flags & _REMOVE) != 0
+    removed_utf8[0xD800:0xE000] = False  # UTF-8 (the in-graph op's input) cannot carry surrogates
     return {
         "flags": flags,
-        "remove": {int(cp): None for cp in np.flatnonzero(flags & _REMOVE)},
-        # The same set as an RE2 class for the in-graph op (UTF-8 cannot carry surrogates).
+        "flag_bytes": flags.tobytes(),
+        "remove": {
+            int(cp): None for cp in np.flatnonzero((flags & (_REMOVE | _REMOVE_RARE)) == _REMOVE)
+        },
+        # The whole set as runs, an RE2 class for the in-graph op.
         "remove_re2": "".join(
             f"\\x{{{lo:x}}}" if lo == hi else f"\\x{{{lo:x}}}-\\x{{{hi:x}}}"
-            for lo, hi in _ranges(
-                int(cp) for cp in np.flatnonzero(flags & _REMOVE) if not 0xD800 <= cp <= 0xDFFF
-            )
+            for lo, hi in _runs(removed_utf8)
         ),
         "marks": {int(cp): None for cp in np.flatnonzero(flags & _MARK)},
         # A run of >200 characters the reference keeps as one word (and so maps to [UNK]).
@@ -283,7 +294,10 @@ class FullTokenizer:
         tables = _unicode_tables()
         out = []
         for text, flags in zip(texts, _line_flags(texts, tables["flags"])):
-            if flags & _REMOVE:
+            if flags & _REMOVE_RARE:
+                flag_bytes = tables["flag_bytes"]
+                text = "".join(c for c in text if not flag_bytes[ord(c)] & _REMOVE)
+            elif flags & _REMOVE:
                 text = text.translate(tables["remove"])
             if self.do_lower_case:
                 lowered = text.lower()

@@ -162,8 +162,9 @@ def _pretraining_model(**hparams):
         model_hparam_overrides={"num_hidden_layers": 1},
         **hparams,
     )
-    keras_utils = pytest.importorskip("keras").utils
-    keras_utils.set_random_seed(1)
+    import keras
+
+    keras.utils.set_random_seed(1)
     model = PretrainingModel(config, mask_id=4, special_ids=(0, 2, 3))
     model.build_all()
     return model

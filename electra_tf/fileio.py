@@ -88,12 +88,17 @@ def temporary_path(path):
 
 def write_text_atomic(path, text):
     """Writes a text file via a temporary file and a rename, creating the parent folder."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path, data):
+    """Writes `data` via a temporary file and a rename, creating the parent folder."""
     parent = dirname(path)
     if parent and not parent.endswith("://"):
         tf.io.gfile.makedirs(parent)
     tmp = temporary_path(path)
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
+    with tf.io.gfile.GFile(tmp, "wb") as f:
+        f.write(data)
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 

@@ -68,6 +68,19 @@ def load_hparams(value):
     return parsed
 
 
+def refuse_unused_tpu_keys(config):
+    """Rejects the reference's TPUEstimator keys that no TPUStrategy run uses, unless at default."""
+    if config.num_tpu_cores != 1:
+        raise ValueError(
+            "num_tpu_cores is not used: TPUStrategy finds the TPU cores itself; remove it."
+        )
+    if config.tpu_job_name is not None:
+        raise ValueError(
+            "tpu_job_name is not used: the TPU cluster resolver (tpu_name, tpu_zone, gcp_project) "
+            "names the job; remove it."
+        )
+
+
 def closest_match(name, candidates):
     """Returns the candidate closest to `name` (difflib), or None."""
     candidates = sorted(candidates)

@@ -10,8 +10,13 @@ WordPiece, with words over 200 characters becoming [UNK].
 passes (`str.translate`, `str.lower`, `unicodedata.normalize`) with an ASCII fast path, and the
 splitting + WordPiece runs in tensorflow-text's `FastWordpieceTokenizer`, whose pre-tokenizer
 splits on exactly the reference's whitespace, punctuation and CJK characters for every character
-Python's Unicode tables know. The rare strings where the two could differ (characters unassigned
-in Python's Unicode version, words longer than 200 characters) fall back to the exact Python path.
+Python's Unicode tables know. The rare strings where the two could differ (words longer than 200
+characters) fall back to the exact Python path.
+
+Cleaning follows ELECTRA's `_is_control`, not BERT's older one: every character whose Unicode
+category starts with "C" is dropped (control Cc, format Cf, private use Co, unassigned Cn, lone
+surrogates Cs; "unassigned" as Python's `unicodedata` sees it), except \t \n \r, which are
+whitespace. BERT's rule dropped Cc and Cf only.
 
 `tf_tokenize` is the same pipeline as TensorFlow ops (RE2 regexes, ICU NFD), for tf.data and
 SavedModels: string tensor in, ragged ids out.
@@ -58,17 +63,18 @@ def is_punctuation(char):
 
 
 def is_control(char):
+    """ELECTRA's `_is_control`: any category starting with "C" (Cc, Cf, Co, Cn, Cs) but \\t \\n \\r."""
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char) in ("Cc", "Cf")
+    return unicodedata.category(char).startswith("C")
 
 
 def is_whitespace(char):
     return char in " \t\n\r" or unicodedata.category(char) == "Zs"
 
 
-def _ranges_to_class(cps):
-    """Sorted code points -> a regex character-class body of ranges."""
+def _ranges(cps):
+    """Sorted code points -> [(first, last)] runs of consecutive code points."""
     parts, start, prev = [], None, None
     for cp in cps:
         if start is None:
@@ -80,16 +86,27 @@ def _ranges_to_class(cps):
             start = prev = cp
     if start is not None:
         parts.append((start, prev))
+    return parts
+
+
+def _ranges_to_class(cps):
+    """Sorted code points -> a regex character-class body of ranges."""
     return "".join(
         re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
-        for a, b in parts
+        for a, b in _ranges(cps)
     )
 
 
+def _runs(mask):
+    """Boolean array over code points -> [(first, last)] runs of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[0::2].tolist(), (edges[1::2] - 1).tolist()))
+
+
 # Per-character flags for the batch normaliser.
-_REMOVE = 1  # the reference drops it: NUL, U+FFFD, control (Cc) and format (Cf) characters
+_REMOVE = 1  # the reference drops it: NUL, U+FFFD and categories Cc, Cf, Co, Cn, Cs
 _NON_ASCII = 2
-_SLOW = 4  # unassigned in Python's Unicode tables (tensorflow-text may know it) or a surrogate
+_REMOVE_RARE = 4  # also: unassigned or private use beyond U+FFFF (~900k, too many for a table)
 _MARK = 8  # a nonspacing mark (Mn), dropped when stripping accents
 
 
@@ -101,10 +118,10 @@ def _unicode_tables():
     for cp in range(sys.maxunicode + 1):
         cat = unicodedata.category(chr(cp))
         flag = _NON_ASCII if cp > 127 else 0
-        if cp in (0, 0xFFFD) or (cat in ("Cc", "Cf") and cp not in (9, 10, 13)):
+        if cp in (0, 0xFFFD) or (cat.startswith("C") and cp not in (9, 10, 13)):
             flag |= _REMOVE
-        elif cat in ("Cn", "Cs"):
-            flag |= _SLOW
+            if cp > 0xFFFF and cat in ("Cn", "Co"):
+                flag |= _REMOVE_RARE
         elif cat == "Mn":
             flag |= _MARK
         flags[cp] = flag
@@ -113,9 +130,19 @@ def _unicode_tables():
     flags = np.frombuffer(bytes(flags), dtype=np.uint8)
     cjk = [cp for lo, hi in CJK_RANGES for cp in range(lo, hi + 1)]
     word_breakers = _ranges_to_class(sorted(set(punct) | set(cjk)))
+    removed_utf8 = (flags & _REMOVE) != 0
+    removed_utf8[0xD800:0xE000] = False  # UTF-8 (the in-graph op's input) cannot carry surrogates
     return {
         "flags": flags,
-        "remove": {int(cp): None for cp in np.flatnonzero(flags & _REMOVE)},
+        "flag_bytes": flags.tobytes(),
+        "remove": {
+            int(cp): None for cp in np.flatnonzero((flags & (_REMOVE | _REMOVE_RARE)) == _REMOVE)
+        },
+        # The whole set as runs, an RE2 class for the in-graph op.
+        "remove_re2": "".join(
+            f"\\x{{{lo:x}}}" if lo == hi else f"\\x{{{lo:x}}}-\\x{{{hi:x}}}"
+            for lo, hi in _runs(removed_utf8)
+        ),
         "marks": {int(cp): None for cp in np.flatnonzero(flags & _MARK)},
         # A run of >200 characters the reference keeps as one word (and so maps to [UNK]).
         "long_word_re": re.compile(f"[^\\s{word_breakers}]{{{MAX_INPUT_CHARS_PER_WORD + 1},}}"),
@@ -267,10 +294,10 @@ class FullTokenizer:
         tables = _unicode_tables()
         out = []
         for text, flags in zip(texts, _line_flags(texts, tables["flags"])):
-            if flags & _SLOW:
-                out.append(None)
-                continue
-            if flags & _REMOVE:
+            if flags & _REMOVE_RARE:
+                flag_bytes = tables["flag_bytes"]
+                text = "".join(c for c in text if not flag_bytes[ord(c)] & _REMOVE)
+            elif flags & _REMOVE:
                 text = text.translate(tables["remove"])
             if self.do_lower_case:
                 lowered = text.lower()
@@ -384,6 +411,7 @@ class GraphTokenizer(tf.Module):
             no_pretokenization=True,
         )
         self._unk = tf.constant("[UNK]")
+        self._remove_pattern = f"[{_unicode_tables()['remove_re2']}]"
         punct = "!-/:-@\\[-`{-~\\p{P}"
         self._split_pattern = f"[\\s\\p{{Zs}}\\x{{2028}}\\x{{2029}}]+|[{punct}{_cjk_class_re2()}]"
         self._keep_pattern = f"[{punct}{_cjk_class_re2()}]"
@@ -395,9 +423,9 @@ class GraphTokenizer(tf.Module):
             if self.do_lower_case:
                 texts = tf.strings.lower(texts, encoding="utf-8")
             return tf.cast(self._sp.tokenize(texts), tf.int64)
-        texts = tf.strings.regex_replace(
-            texts, "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\p{Cf}\\x{fffd}]", ""
-        )
+        # Invalid UTF-8 is dropped as `bytes.decode("utf-8", "ignore")` drops it, then cleaning.
+        texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="ignore")
+        texts = tf.strings.regex_replace(texts, self._remove_pattern, "")
         if self.do_lower_case:
             texts = tf.strings.lower(texts, encoding="utf-8")
         if self.strip_accents:

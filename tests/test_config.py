@@ -104,7 +104,7 @@ def test_paths_keep_url_schemes(data_dir):
 
 def test_base_and_large_size_defaults():
     # Like the released reference: only the embedding size and generator fraction follow
-    # the size; the paper's 512-token / lr 2e-4 settings are opt-in via hparams.
+    # the size; the paper's 512-token / lr 2e-4 settings are the *_paper sizes (or hparams).
     base = PretrainingConfig("m", "/d", model_size="base")
     assert (
         base.max_seq_length,
@@ -113,7 +113,7 @@ def test_base_and_large_size_defaults():
         base.generator_hidden_size,
         base.train_batch_size,
         base.mask_prob,
-    ) == (128, 5e-4, 768, 0.33333, 128, 0.15)
+    ) == (128, 5e-4, 768, 0.25, 128, 0.15)
     large = PretrainingConfig("m", "/d", model_size="large", max_seq_length=512)
     assert (
         large.max_seq_length,
@@ -246,7 +246,7 @@ def test_model_and_generator_hparams():
         gen["embedding_size"],
     ) == (64, 1, 256, 12, 128)
 
-    base = PretrainingConfig("m", "/d", model_size="base", generator_layers=0.5)
+    base = PretrainingConfig("m", "/d", model_size="base_paper", generator_layers=0.5)
     gen = base.generator_hparams()
     # round(768 * 0.33333) = 256 -> 4 heads, as the reference's get_generator_config.
     assert (

@@ -332,9 +332,9 @@ def test_size_file_reader(tmp_path):
     path.write_text(json.dumps({"vocab_size": 10, "hidden_size": 8, "num_attention_heads": 2}))
     assert mb.load_mobilebert_size(str(path)).true_hidden_size == 8
     path.write_text(json.dumps({"vocab_size": 10, "trigram": True}))
-    with pytest.raises(ValueError, match="size.json: Unknown .*'trigram'.* 'trigram_input'"):
+    with pytest.raises(ValueError, match="Unknown key 'trigram' in .*size.json .*'trigram_input'"):
         mb.load_mobilebert_size(str(path))
-    with pytest.raises(ValueError, match="No MobileBERT size file mobilebert_huge.json"):
+    with pytest.raises(ValueError, match="Unknown model_size 'mobilebert_huge'"):
         mb.load_mobilebert_size("mobilebert_huge")
 
 

@@ -182,7 +182,9 @@ def test_loss_decreases_and_beats_chance_on_real_text(tmp_path):
     pretrainer.train()
     after = pretrainer.evaluate()
     assert after["loss"] < 0.8 * before["loss"]
-    assert after["masked_lm_loss"] < before["masked_lm_loss"] - 1.0
+    # 0.96 measured since embeddings_project starts Glorot uniform as in the reference (the
+    # generator's, 64 -> 32 here, starts with larger weights than truncated normal 0.02 gave).
+    assert after["masked_lm_loss"] < before["masked_lm_loss"] - 0.75
     assert after["masked_lm_accuracy"] > 0.02  # chance is 1/30522
     assert after["disc_auc"] > 0.6
 

@@ -216,6 +216,7 @@ class FinetuningConfig(hp.HParams):
     def _validate(self):
         self.check_choice("strategy", STRATEGIES)
         self.check_choice("mixed_precision", MIXED_PRECISION_POLICIES)
+        hp.refuse_unused_tpu_keys(self)
         self.check_positive(
             "learning_rate",
             "num_train_epochs",

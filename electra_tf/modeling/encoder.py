@@ -3,7 +3,7 @@
 import keras
 
 from electra_tf.modeling.config import EncoderConfig
-from electra_tf.modeling.embeddings import Embeddings, truncated_normal
+from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.transformer import TransformerBlock
 
 
@@ -19,7 +19,8 @@ class TransformerEncoder(keras.layers.Layer):
 
     When the embedding width E differs from `hidden_size` H, a per-encoder
     Dense `embeddings_project` (E -> H) follows the embeddings, as in ELECTRA
-    where generator and discriminator each have their own.
+    where generator and discriminator each have their own; like the reference's
+    `tf.layers.dense` it starts Glorot-uniform, not truncated normal.
 
     Weights: `embeddings/...` (see `Embeddings`), `embeddings_project/{kernel
     [E, H], bias [H]}` when E != H, and `layer_{i}/...` (see `TransformerBlock`).
@@ -51,7 +52,7 @@ class TransformerEncoder(keras.layers.Layer):
         if config.embedding_size != config.hidden_size:
             self.embeddings_project = keras.layers.Dense(
                 config.hidden_size,
-                kernel_initializer=truncated_normal(config.initializer_range),
+                kernel_initializer="glorot_uniform",  # the reference's tf.layers.dense default
                 dtype=self.dtype_policy,
                 name="embeddings_project",
             )

@@ -20,7 +20,8 @@ def gather_positions(sequence, positions):
 class DiscriminatorHead(ConfigLayer):
     """Per-token "was this token replaced?" logits (`discriminator_predictions`).
 
-    Dense(H, activation) then Dense(1), with H the input width.
+    Dense(H, activation) then Dense(1), with H the input width. As in the reference, the first
+    starts truncated normal (initializer_range) and the second Glorot uniform.
     [B, T, H] -> float32 logits [B, T].
 
     Weights: `dense/{kernel [H, H], bias [H]}`,
@@ -43,7 +44,7 @@ class DiscriminatorHead(ConfigLayer):
         )
         self.dense_prediction = keras.layers.Dense(
             1,
-            kernel_initializer=truncated_normal(self.initializer_range),
+            kernel_initializer="glorot_uniform",  # the reference's tf.layers.dense default
             dtype=self.dtype_policy,
             name="dense_prediction",
         )

@@ -30,15 +30,14 @@ as in `SelfAttention`; `electra_tf.conversion.mobilebert` does the reshape and t
 
 import dataclasses
 import difflib
-import importlib.resources
 import json
 import math
-import pathlib
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from electra_tf.modeling import sizes
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
 from electra_tf.modeling.heads import gather_positions
@@ -190,52 +189,19 @@ class MobileBertConfig:
             f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
-def _size_file_dirs():
-    """Where named size files live: the installed `electra_tf.model_sizes`, then the
-    `model_sizes/` folder next to this package (a source checkout)."""
-    dirs = []
-    try:
-        dirs.append(importlib.resources.files("electra_tf.model_sizes"))
-    except (ImportError, TypeError, ValueError, AttributeError):
-        pass
-    dirs.append(pathlib.Path(__file__).resolve().parents[2] / "model_sizes")
-    return dirs
-
-
 def load_mobilebert_size(model_size, **overrides):
-    """A `MobileBertConfig` from a size file: a name such as "mobilebert_base_f2" (looked up
-    like `hparams.load_model_size`'s) or a JSON path (any `tf.io.gfile` path).
+    """A `MobileBertConfig` from a size file: a name such as "mobilebert_base_f2" or a JSON path
+    (any `tf.io.gfile` path).
 
     The file holds `MobileBertConfig` keys and a "description"; `overrides` replace keys.
-    Its own reader because `hparams.load_model_size` accepts only BERT/ELECTRA keys.
+    Read by `modeling.sizes.load_model_size`, like every size file.
 
     Example:
     >>> load_mobilebert_size("mobilebert_tiny").intra_bottleneck_size
     16
     """
-    if model_size.endswith(".json") or "/" in model_size:
-        source = model_size
-        if not tf.io.gfile.exists(source):
-            raise ValueError(f"model size file {source} does not exist.")
-        with tf.io.gfile.GFile(source) as f:
-            text = f.read()
-    else:
-        for directory in _size_file_dirs():
-            candidate = directory / f"{model_size}.json"
-            if candidate.is_file():
-                source, text = str(candidate), candidate.read_text(encoding="utf-8")
-                break
-        else:
-            raise ValueError(
-                f"No MobileBERT size file {model_size}.json in "
-                f"{', '.join(str(d) for d in _size_file_dirs())}."
-            )
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{source} is not valid JSON: {e}") from e
-    if not isinstance(values, dict):
-        raise ValueError(f"{source} must hold a JSON object.")
+    values = dict(sizes.load_model_size(model_size))
+    source = model_size
     values.pop("description", None)
     values.update(overrides)
     try:

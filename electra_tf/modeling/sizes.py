@@ -40,6 +40,19 @@ _SIZE_FILE_EXTRA_KEYS = (
     "finetuning",
 )
 
+# MobileBERT's encoder options (`modeling.mobilebert.MobileBertConfig`), by the original's names.
+MOBILEBERT_KEYS = (
+    "trigram_input",
+    "use_bottleneck",
+    "intra_bottleneck_size",
+    "use_bottleneck_attention",
+    "key_query_shared_bottleneck",
+    "num_feedforward_networks",
+    "normalization_type",
+    "classifier_activation",
+    "layer_norm_eps",
+)
+
 MODEL_SIZES_PACKAGE = "electra_tf.model_sizes"
 
 
@@ -80,7 +93,7 @@ def _looks_like_path(model_size):
 def _validate_size_dict(d, source):
     if not isinstance(d, dict):
         raise ValueError("Model size %s must hold a JSON object" % source)
-    allowed = set(ENCODER_KEYS) | set(_SIZE_FILE_EXTRA_KEYS)
+    allowed = set(ENCODER_KEYS) | set(_SIZE_FILE_EXTRA_KEYS) | set(MOBILEBERT_KEYS)
     for k in d:
         if k not in allowed:
             match = closest_match(k, allowed)
@@ -97,6 +110,11 @@ def _validate_size_dict(d, source):
         if section in d and not isinstance(d[section], dict):
             raise ValueError("'%s' in model size %s must be an object" % (section, source))
     return d
+
+
+def is_mobilebert(size):
+    """Whether a loaded size dict describes a MobileBERT encoder."""
+    return any(key in size for key in MOBILEBERT_KEYS)
 
 
 def load_model_size(model_size):

@@ -11,9 +11,11 @@ resolves them in the reference's order:
 Size defaults live in the ``model_sizes/<size>.json`` files (see
 :mod:`electra_tf.modeling.sizes`): embedding size and generator fraction,
 and optionally a ``pretraining`` section of hyperparameter defaults (the demo size
-has one). Like the released reference, base and large do not change
-max_seq_length, learning_rate or batch sizes; the paper's Table 6 values (512
-tokens, lr 2e-4, batch 256/2048, large: mask_prob 0.25) are passed with --hparams.
+has one). One rule for every bundled size: the released code's values, so base
+and large (generator 1/4) do not change max_seq_length, learning_rate, batch sizes
+or mask_prob. The paper's Table 6 settings are the sizes ``base_paper`` (generator
+1/3) and ``large_paper`` (mask_prob 0.25), whose ``pretraining`` sections set 512
+tokens, lr 2e-4 and batch 256/2048.
 """
 
 from electra_tf import fileio
@@ -126,7 +128,9 @@ class PretrainingConfig(hp.HParams):
         # min(max_predictions_per_seq, round(mask_prob * length)) distinct
         # positions are masked. True reproduces the reference's sampling with
         # replacement (tf.random.categorical), which can pick a position twice
-        # and then masks fewer tokens than intended.
+        # and then masks fewer tokens than intended; such a position then gets
+        # the floor of the mean of its sampled ids, as the reference's
+        # scatter_update writes it.
         self.masking_with_replacement = False
         # Random seed for initialization, masking and generator sampling.
         self.seed = 0
@@ -140,7 +144,8 @@ class PretrainingConfig(hp.HParams):
         # "mirrored", "multi_worker" (MultiWorkerMirroredStrategy from
         # TF_CONFIG) or "cpu".
         self.strategy = "auto"
-        # Log losses and throughput every this many training steps.
+        # Log losses and throughput (and write TensorBoard scalars) every this many
+        # training steps, averaged over them; a host loop ends at each logging step.
         self.log_every_steps = 100
 
         # update defaults with passed-in hyperparameters
@@ -171,7 +176,7 @@ class PretrainingConfig(hp.HParams):
         "results_pkl",
         "results_json",
     )
-    NULLABLE = ("keep_checkpoint_max",)
+    NULLABLE = ("keep_checkpoint_max", "results_pkl")
 
     def update_paths(self, model_name, data_dir):
         """Sets the hparams derived from `model_name` and `data_dir` (the reference's layout)."""
@@ -183,7 +188,7 @@ class PretrainingConfig(hp.HParams):
         self.model_dir = fileio.join(data_dir, "models", model_name)
         results_dir = fileio.join(self.model_dir, "results")
         self.results_txt = fileio.join(results_dir, "unsup_results.txt")
-        self.results_pkl = fileio.join(results_dir, "unsup_results.pkl")
+        self.results_pkl = fileio.join(results_dir, "unsup_results.pkl")  # None: not written
         # Beyond the reference: the evaluation results as JSON, next to results_txt.
         self.results_json = fileio.join(results_dir, "unsup_results.json")
 
@@ -224,6 +229,12 @@ class PretrainingConfig(hp.HParams):
             "max_predictions_per_seq",
             "log_every_steps",
         )
+        hp.refuse_unused_tpu_keys(self)
+        if self.two_tower_generator:
+            raise ValueError(
+                "two_tower_generator is not implemented: it is the Electric objective's cloze "
+                "generator, and electric_objective is not implemented yet; remove it."
+            )
         if self.electric_objective:
             raise ValueError(
                 "electric_objective is not implemented yet (the Electric two-tower cloze "

@@ -19,7 +19,9 @@ Positions are chosen in one of three ways:
   which the first `min(P, max(1, round(mask_prob * sum(input_mask))))` count (special tokens
   included in that length, as in the reference); repeated draws mask one token but keep one
   weight each, so fewer distinct tokens than intended are masked. A sequence without candidates
-  gets no slots (the reference divides by zero there).
+  gets no slots (the reference divides by zero there). The generator's samples are then written
+  with `scatter_update(..., average_duplicates=True)` as in the reference: a position drawn twice
+  receives the floor of the mean of its sampled ids.
 
 Each chosen slot then becomes [MASK] with probability `mask_token_prob` (0.85 in the reference),
 a uniformly random id with probability `random_token_prob` (0.0 in the reference; BERT uses
@@ -245,13 +247,21 @@ def mask_inputs(
     }
 
 
-def scatter_update(sequence, updates, positions, weights=None):
+def scatter_update(sequence, updates, positions, weights=None, average_duplicates=False):
     """Writes updates [B, P(, D)] into sequence [B, T(, D)] at positions [B, P] where weights > 0.
 
     A position named by several slots (sampling with replacement) takes the last such slot's
-    update, so the result is deterministic (the reference averages them, which corrupts ids).
-    One scatter-max of slot indices and one gather, both XLA-friendly.
+    update, so the result is deterministic. One scatter-max of slot indices and one gather, both
+    XLA-friendly.
+
+    `average_duplicates=True` is the reference's `scatter_update` instead: the updates of a
+    position are summed (`tf.scatter_nd`) and divided by their count, floor-divided for integer
+    sequences. Equal updates (the same [MASK], the same original id) are unaffected, but two
+    different sampled ids a and b write the unrelated id (a + b) // 2. `masking_with_replacement`
+    uses it to reproduce the reference exactly, bug included.
     """
+    if average_duplicates:
+        return _scatter_mean(sequence, updates, positions, weights)
     slots = tf.broadcast_to(tf.range(tf.shape(positions)[1])[None, :], tf.shape(positions))
     if weights is not None:
         slots = tf.where(weights > 0, slots, -1)
@@ -264,6 +274,34 @@ def scatter_update(sequence, updates, positions, weights=None):
     if sequence.shape.rank == 3:
         written = written[:, :, None]
     return tf.where(written, gathered, sequence)
+
+
+def _scatter_mean(sequence, updates, positions, weights):
+    """`scatter_update` with duplicates averaged (floor-divided for integers), as the reference."""
+    index = tf.stack(
+        [
+            tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None], tf.shape(positions)),
+            positions,
+        ],
+        -1,
+    )  # [B, P, 2]
+    used = tf.ones(tf.shape(positions), tf.bool) if weights is None else weights > 0  # [B, P]
+    updates = tf.cast(updates, sequence.dtype)
+    used_updates = used[:, :, None] if sequence.shape.rank == 3 else used
+    sums = tf.tensor_scatter_nd_add(
+        tf.zeros_like(sequence), index, tf.where(used_updates, updates, tf.zeros_like(updates))
+    )  # [B, T(, D)]
+    counts = tf.tensor_scatter_nd_add(
+        tf.zeros(tf.shape(sequence)[:2], sequence.dtype), index, tf.cast(used, sequence.dtype)
+    )  # [B, T]
+    if sequence.shape.rank == 3:
+        counts = counts[:, :, None]
+    divisor = tf.maximum(counts, tf.ones_like(counts))
+    if sequence.dtype.is_integer:
+        mean = tf.math.floordiv(sums, divisor)
+    else:
+        mean = sums / divisor
+    return tf.where(counts > 0, mean, sequence)
 
 
 def unmask(masked):

@@ -196,7 +196,11 @@ class PretrainingModel(keras.Model):
                 )
             )  # [B, P] ids
             fake_ids = masking.scatter_update(
-                features["input_ids"], sampled, positions, mlm_weights
+                features["input_ids"],
+                sampled,
+                positions,
+                mlm_weights,
+                average_duplicates=self.masking_with_replacement,  # the reference's floor mean
             )
             labels = tf.cast(tf.not_equal(fake_ids, features["input_ids"]), tf.int32)  # [B, T]
             disc_inputs = _encoder_inputs(features, fake_ids)
@@ -214,6 +218,9 @@ class PretrainingModel(keras.Model):
             outputs.update(
                 {
                     "disc_loss": disc_loss,
+                    # The reference's disc_loss metric: each example's mean over its real tokens.
+                    "disc_per_example_loss": tf.reduce_sum(losses, -1)
+                    / (tf.reduce_sum(weights, -1) + 1e-6),
                     "disc_labels": labels,
                     "disc_probs": tf.sigmoid(disc_logits),
                     "disc_preds": tf.cast(disc_logits > 0, tf.int32),

@@ -1,5 +1,7 @@
 """Pre-training end to end: data checks, model, optimizer, training loop, evaluation, results."""
 
+import pickle
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -134,6 +136,7 @@ class Pretrainer:
             settings = loop.LoopSettings.from_config(
                 config, config.model_dir, config.num_train_steps, config.seed
             )
+            settings.log_every_steps = config.log_every_steps
             self._loop = loop.TrainLoop(
                 self.strategy,
                 self.model,
@@ -207,6 +210,8 @@ class Pretrainer:
         )
         fileio.write_text_atomic(config.results_txt, text)
         fileio.write_json_atomic(config.results_json, results)
+        if config.results_pkl:  # the same dict, pickled, as the reference's results_pkl names it
+            fileio.write_bytes_atomic(config.results_pkl, pickle.dumps(results))
         logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
 
 
@@ -248,7 +253,9 @@ def _eval_metrics(collected, with_discriminator):
     if with_discriminator:
         mask = cat["input_mask"].ravel().astype(np.float64)
         labels, preds = cat["disc_labels"].ravel(), cat["disc_preds"].ravel()
-        results["disc_loss"] = float(np.mean(cat["disc_loss"]))
+        # As the reference's metric: the mean over examples of each example's mean token loss
+        # (the training objective stays the mean over all real tokens of the batch).
+        results["disc_loss"] = float(np.mean(cat["disc_per_example_loss"]))
         # As the reference: AUC over every position, padding counted as label 0 / probability 0.
         auc_labels = labels * mask
         results["disc_auc"] = (

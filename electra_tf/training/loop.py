@@ -34,7 +34,9 @@ class LoopSettings:
     global_batch_size: int = 1
     tokens_per_example: int = 1
     summary_dir: str = None
-    # Host loops are cut so that progress (rate, ETA) is logged at least this often.
+    # Log (and write summaries) every this many steps, averaged over them; None: every host loop.
+    log_every_steps: int = None
+    # ... and at least this often: host loops are cut so that progress (rate, ETA) shows.
     log_every_seconds: float = 30.0
 
     @classmethod
@@ -206,6 +208,8 @@ class TrainLoop:
             return {}
         start_step, start_time = step, time.time()
         means = {}
+        every = settings.log_every_steps
+        window, window_steps, window_start = {}, 0, None  # what the next log line averages
         steps_per_log = 1  # grows to what fits in log_every_seconds once a call is timed
         while step < settings.num_train_steps:
             next_save = (
@@ -217,7 +221,10 @@ class TrainLoop:
                 settings.num_train_steps - step,
                 steps_per_log,
             )
+            if every:  # a host loop ends at each logging step
+                num_steps = min(num_steps, (step // every + 1) * every - step)
             loop_start = time.time()
+            window_start = window_start or loop_start
             means, non_finite = self._loop_fn(tf.constant(num_steps))
             means = {k: float(v) for k, v in means.items()}
             elapsed = max(time.time() - loop_start, 1e-9)
@@ -229,7 +236,16 @@ class TrainLoop:
                     f"{settings.model_dir} is kept. Lower the learning rate or check the data."
                 )
             step = int(self.optimizer.iterations.numpy())
-            self._log(step, means, num_steps, elapsed, start_step, start_time)
+            window = {k: window.get(k, 0.0) + v * num_steps for k, v in means.items()}
+            window_steps += num_steps
+            stopping = stop_at is not None and step >= stop_at
+            overdue = time.time() - window_start >= settings.log_every_seconds
+            finished = step >= settings.num_train_steps or stopping
+            if not every or step % every == 0 or finished or overdue:
+                window_means = {k: v / window_steps for k, v in window.items()}
+                seconds = time.time() - window_start
+                self._log(step, window_means, window_steps, seconds, start_step, start_time)
+                window, window_steps, window_start = {}, 0, None
             if step % settings.save_checkpoints_steps == 0 or step >= settings.num_train_steps:
                 self.save()
                 if stop_at is not None and step >= stop_at:

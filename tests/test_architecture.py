@@ -24,7 +24,8 @@ LAYERS = {
     "pretraining": 6,
     "finetuning": 6,
     "conversion": 7,
-    "demo": 8,
+    "plots": 8,
+    "demo": 9,
 }
 
 

@@ -25,6 +25,8 @@ def test_demo_runs_every_stage_and_continues(tmp_path):
     assert results["global_step"] == 3
     assert 0.0 <= results["masked_lm_accuracy"] <= 1.0
     assert (model_dir / "encoder_config.json").exists()
+    assert f"Training curves: {model_dir}/plots/training_curves.png" in first.stdout
+    assert (model_dir / "plots" / "training_curves.png").stat().st_size > 1000
     # Re-running continues: no stage is redone, training goes on from step 3.
     again = _demo(out, "--num_train_steps=5", "--demo_vocab_size=800")
     assert again.returncode == 0, again.stderr[-3000:]

@@ -1,0 +1,167 @@
+"""Plots of a run, written from its own files: `electra-plot --model_dir DIR`.
+
+Reads what the runs already write -- the TensorBoard event files of a model directory (training
+curves) and the fine-tuning results JSON files in its `results/` folder (scores per trial) -- and
+draws PNGs into `<model_dir>/plots/` (or `--output_dir`). Nothing is typed in. Needs matplotlib
+(`pip install -e ".[plot]"`).
+"""
+
+import io
+import math
+
+import tensorflow as tf
+from tensorflow.core.util import event_pb2
+
+from electra_tf import cli, fileio
+
+# Training curves, in the order they are drawn (those a run did not log are left out).
+CURVES = (
+    "train/loss",
+    "train/masked_lm_loss",
+    "train/masked_lm_accuracy",
+    "train/disc_loss",
+    "train/disc_accuracy",
+    "train/sampled_masked_lm_accuracy",
+    "train/loss_per_example",
+    "train/learning_rate",
+    "train/examples_per_second",
+)
+
+
+def read_scalars(log_dir):
+    """{tag: [(step, value)]} from every TensorBoard event file directly in `log_dir`, sorted by
+    step (a resumed run's repeated steps keep the last value)."""
+    series = {}
+    for path in sorted(tf.io.gfile.glob(fileio.join(log_dir, "events.out.tfevents.*"))):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.HasField("tensor"):
+                    number = float(tf.make_ndarray(value.tensor))
+                else:
+                    number = float(value.simple_value)
+                series.setdefault(value.tag, {})[event.step] = number
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def _pyplot():
+    try:
+        import matplotlib  # noqa: PLC0415 -- optional extra
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot  # noqa: PLC0415
+    except ImportError:
+        raise ValueError(
+            'Plots need matplotlib: pip install -e ".[plot]" (or pip install matplotlib).'
+        ) from None
+    return pyplot
+
+
+def _save(figure, path):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fileio.write_bytes_atomic(path, buffer.getvalue())
+
+
+def plot_training_curves(log_dir, path, title=None):
+    """One panel per logged training curve against the step; returns `path`, or None when the
+    directory holds no training scalars."""
+    series = read_scalars(log_dir)
+    tags = [t for t in CURVES if t in series] + sorted(
+        t for t in series if t.startswith("train/") and t not in CURVES
+    )
+    if not tags:
+        return None
+    pyplot = _pyplot()
+    columns = min(3, len(tags))
+    rows = math.ceil(len(tags) / columns)
+    figure, axes = pyplot.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False
+    )
+    for axis, tag in zip(axes.flat, tags):
+        steps, values = zip(*series[tag])
+        axis.plot(steps, values, linewidth=1.2)
+        axis.set_title(tag.split("/", 1)[1], fontsize=10)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(tags) :]:
+        axis.set_visible(False)
+    figure.suptitle(title or log_dir, fontsize=11)
+    _save(figure, path)
+    pyplot.close(figure)
+    return path
+
+
+def plot_finetuning_scores(results_json, path):
+    """Every trial's score per task and metric (dots) with the mean (bar), from a
+    `<tasks>_results.json` written by run_finetuning.py; returns `path`."""
+    results = fileio.read_json(results_json)
+    points = {}
+    for trial in results["trials"]:
+        for task, scores in trial.items():
+            for metric, value in scores.items():
+                if metric != "loss":
+                    points.setdefault(f"{task}\n{metric}", []).append(value)
+    if not points:
+        return None
+    pyplot = _pyplot()
+    labels = sorted(points)
+    figure, axis = pyplot.subplots(figsize=(max(4.0, 1.3 * len(labels)), 3.5))
+    for i, label in enumerate(labels):
+        values = points[label]
+        axis.bar(i, sum(values) / len(values), color="#c6dbef", width=0.6)
+        axis.scatter([i] * len(values), values, color="#08519c", s=14, zorder=3)
+    axis.set_xticks(range(len(labels)), labels, fontsize=8)
+    axis.set_ylabel("score (dots: trials, bar: mean)")
+    axis.grid(axis="y", alpha=0.3)
+    axis.set_title(fileio.basename(results_json), fontsize=10)
+    _save(figure, path)
+    pyplot.close(figure)
+    return path
+
+
+def plot_model_dir(model_dir, output_dir=None):
+    """Training curves of the model directory and of each fine-tuned model below it, and the
+    scores of every fine-tuning results file; returns the paths written."""
+    output_dir = output_dir or fileio.join(model_dir, "plots")
+    written = []
+    curves = plot_training_curves(model_dir, fileio.join(output_dir, "training_curves.png"))
+    written += [curves] if curves else []
+    finetuned = fileio.join(model_dir, "finetuning_models")
+    if tf.io.gfile.isdir(finetuned):
+        for name in sorted(tf.io.gfile.listdir(finetuned)):
+            name = name.rstrip("/")
+            path = fileio.join(output_dir, f"{name}_training_curves.png")
+            if tf.io.gfile.isdir(fileio.join(finetuned, name)):
+                curve = plot_training_curves(fileio.join(finetuned, name), path, title=name)
+                written += [curve] if curve else []
+    for results in sorted(tf.io.gfile.glob(fileio.join(model_dir, "results", "*_results.json"))):
+        name = fileio.basename(results)[: -len(".json")]
+        scores = plot_finetuning_scores(results, fileio.join(output_dir, f"{name}.png"))
+        written += [scores] if scores else []
+    return written
+
+
+def _main(fv):
+    if not tf.io.gfile.isdir(fv.model_dir):
+        raise FileNotFoundError(f"--model_dir {fv.model_dir} is not a folder")
+    written = plot_model_dir(fv.model_dir, fv.output_dir)
+    if not written:
+        raise ValueError(f"{fv.model_dir} holds no training logs or fine-tuning results to plot")
+    print("Wrote " + ", ".join(written))
+
+
+COMMAND = cli.Command(
+    usage="--model_dir=DATA/models/NAME [--output_dir=DIR]",
+    flags=(
+        ("model_dir", str, None, "A model directory of run_pretraining.py or run_finetuning.py."),
+        ("output_dir", str, None, "Where the PNGs go (default: <model_dir>/plots)."),
+    ),
+    main=_main,
+    required=("model_dir",),
+)
+
+run = COMMAND.entry_point
+
+if __name__ == "__main__":
+    run()

@@ -116,7 +116,9 @@ def hf_config(encoder_config, architecture):
     )
 
 
-def write_folder(output_dir, config, tensors, vocab_file, do_lower_case):
+def write_folder(
+    output_dir, config, tensors, vocab_file, do_lower_case, tokenizer_class="ElectraTokenizer"
+):
     """config.json, model.safetensors and the tokenizer files of one HF model."""
     vocab = tokenization.load_vocab(vocab_file)
     if len(vocab) > config["vocab_size"]:
@@ -134,7 +136,7 @@ def write_folder(output_dir, config, tensors, vocab_file, do_lower_case):
         do_lower_case=do_lower_case,
         strip_accents=None,
         tokenize_chinese_chars=True,
-        tokenizer_class="ElectraTokenizer",
+        tokenizer_class=tokenizer_class,
         model_max_length=config["max_position_embeddings"],
     )
     for name, content in (

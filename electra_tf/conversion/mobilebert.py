@@ -29,9 +29,7 @@ import re
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from safetensors import numpy as safetensors_numpy
 
-from electra_tf import tokenization
 from electra_tf.conversion import huggingface, reference
 from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertForPreTraining
 
@@ -411,32 +409,10 @@ def save_hf(model, output_dir, vocab_file, kind=None, do_lower_case=True):
         # HF always has the extra output weights; with embedding_size == hidden_size they are
         # [0, V].
         tensors["cls.predictions.dense.weight"] = np.zeros((0, model.config.vocab_size), np.float32)
-    vocab = tokenization.load_vocab(vocab_file)
-    if len(vocab) > model.config.vocab_size:
-        raise ValueError(
-            f"{vocab_file} has {len(vocab)} tokens but the model only "
-            f"{model.config.vocab_size} embeddings."
-        )
-    config = dict(hf_config(model.config, kind), pad_token_id=vocab.get("[PAD]", 0))
-    tokenizer_config = dict(
-        huggingface.SPECIAL_TOKENS,
-        do_lower_case=do_lower_case,
-        tokenize_chinese_chars=True,
-        tokenizer_class="BertTokenizer",
-        model_max_length=model.config.max_position_embeddings,
+    config = hf_config(model.config, kind)
+    return huggingface.write_folder(
+        output_dir, config, tensors, vocab_file, do_lower_case, tokenizer_class="BertTokenizer"
     )
-    tf.io.gfile.makedirs(output_dir)
-    for name, content in (
-        ("config.json", config),
-        ("tokenizer_config.json", tokenizer_config),
-        ("special_tokens_map.json", huggingface.SPECIAL_TOKENS),
-    ):
-        with tf.io.gfile.GFile(posixpath.join(output_dir, name), "w") as f:
-            f.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.copy(vocab_file, posixpath.join(output_dir, "vocab.txt"), overwrite=True)
-    with tf.io.gfile.GFile(posixpath.join(output_dir, "model.safetensors"), "wb") as f:
-        f.write(safetensors_numpy.save(tensors, metadata={"format": "pt"}))
-    return output_dir
 
 
 def read_hf_config(folder):

@@ -2,14 +2,44 @@
 
 import dataclasses
 import difflib
-import json
 from typing import Any
 
-import tensorflow as tf
+from electra_tf import fileio
+
+
+class DictConfig:
+    """Dict and JSON forms of this package's dataclass configs (`EncoderConfig`,
+    `MobileBertConfig`): an unknown key raises and names the closest valid one."""
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        names = [field.name for field in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"Unknown {cls.__name__} key {key!r}.{hint} Valid keys: {', '.join(names)}."
+                )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json_file(cls, path: str):
+        """The config in a JSON file (any gfile path); errors name the file."""
+        try:
+            return cls.from_dict(fileio.read_json(path))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+    def to_json_file(self, path: str) -> None:
+        fileio.write_json_atomic(path, self.to_dict(), sort_keys=True)
 
 
 @dataclasses.dataclass
-class EncoderConfig:
+class EncoderConfig(DictConfig):
     """Hyper-parameters of a BERT/ELECTRA transformer encoder.
 
     Field names match `bert_config.json` (and Hugging Face's `ElectraConfig`),
@@ -42,28 +72,3 @@ class EncoderConfig:
                 f"hidden_size ({self.hidden_size}) must be a multiple of "
                 f"num_attention_heads ({self.num_attention_heads})."
             )
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "EncoderConfig":
-        """Builds a config; an unknown key raises and names the closest valid one."""
-        names = [field.name for field in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"Unknown EncoderConfig key {key!r}.{hint} Valid keys: {', '.join(names)}."
-                )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json_file(cls, path: str) -> "EncoderConfig":
-        with tf.io.gfile.GFile(path, "r") as f:
-            return cls.from_dict(json.load(f))
-
-    def to_json_file(self, path: str) -> None:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")

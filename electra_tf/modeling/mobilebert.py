@@ -29,19 +29,17 @@ as in `SelfAttention`; `electra_tf.conversion.mobilebert` does the reshape and t
 """
 
 import dataclasses
-import difflib
-import json
 import math
-from typing import Any
 
 import keras
 import tensorflow as tf
 
 from electra_tf.modeling import sizes
+from electra_tf.modeling.config import DictConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
 from electra_tf.modeling.heads import gather_positions
-from electra_tf.modeling.transformer import get_activation
+from electra_tf.modeling.transformer import einsum_projection, get_activation
 
 # Added to the attention scores of padded keys, as the original (not its quantization-friendly
 # -6 variant): exp() of it is 0 in float32.
@@ -50,7 +48,7 @@ NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 
 
 @dataclasses.dataclass
-class MobileBertConfig:
+class MobileBertConfig(DictConfig):
     """Hyper-parameters of a MobileBERT (or plain BERT) encoder, named as the original's config.
 
     Every key of the original `bert_config.json` is a field with the original's default, so a
@@ -155,38 +153,6 @@ class MobileBertConfig:
     def true_hidden_size(self) -> int:
         """Width inside a block: the bottleneck when on, else `hidden_size`."""
         return self.intra_bottleneck_size if self.use_bottleneck else self.hidden_size
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "MobileBertConfig":
-        """Builds a config; an unknown key raises and names the closest valid one."""
-        names = [field.name for field in dataclasses.fields(cls)]
-        for key in values:
-            if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
-                    f"Unknown MobileBertConfig key {key!r}.{hint} Valid keys: {', '.join(names)}."
-                )
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json_file(cls, path: str) -> "MobileBertConfig":
-        with tf.io.gfile.GFile(path, "r") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} is not valid JSON: {e}") from e
-        try:
-            return cls.from_dict(values)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from e
-
-    def to_json_file(self, path: str) -> None:
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def load_mobilebert_size(model_size, **overrides):
@@ -396,14 +362,7 @@ class MobileBertAttention(keras.layers.Layer):
         heads = (None, self.num_heads, self.head_size)
 
         def projection(equation, output_shape, bias_axes, name):
-            return keras.layers.EinsumDense(
-                equation,
-                output_shape=output_shape,
-                bias_axes=bias_axes,
-                kernel_initializer=truncated_normal(self.initializer_range),
-                dtype=self.dtype_policy,
-                name=name,
-            )
+            return einsum_projection(self, equation, output_shape, bias_axes, name)
 
         self.query = projection("btw,wnd->btnd", heads, "nd", "query")
         self.key = projection("btw,wnd->btnd", heads, "nd", "key")

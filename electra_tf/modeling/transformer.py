@@ -42,6 +42,19 @@ def get_activation(name):
         ) from None
 
 
+def einsum_projection(layer, equation, output_shape, bias_axes, name):
+    """An `EinsumDense` of `layer`'s dtype policy, initialised as BERT's dense layers (the query,
+    key, value and output projections of the attention layers)."""
+    return keras.layers.EinsumDense(
+        equation,
+        output_shape=output_shape,
+        bias_axes=bias_axes,
+        kernel_initializer=truncated_normal(layer.initializer_range),
+        dtype=layer.dtype_policy,
+        name=name,
+    )
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class SelfAttention(ConfigLayer):
     """Multi-head scaled dot-product self-attention with a key padding mask.
@@ -64,14 +77,7 @@ class SelfAttention(ConfigLayer):
         hidden_size = input_shape[-1]
 
         def projection(equation, output_shape, bias_axes, name):
-            return keras.layers.EinsumDense(
-                equation,
-                output_shape=output_shape,
-                bias_axes=bias_axes,
-                kernel_initializer=truncated_normal(self.initializer_range),
-                dtype=self.dtype_policy,
-                name=name,
-            )
+            return einsum_projection(self, equation, output_shape, bias_axes, name)
 
         heads_shape = (None, self.num_heads, self.head_size)
         self.query = projection("bth,hnd->btnd", heads_shape, "nd", "query")

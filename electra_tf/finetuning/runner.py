@@ -92,6 +92,7 @@ _CLUE_NAMES = {
     "tnews": "tnews",
     "iflytek": "iflytek",
     "cmnli": "cmnli",
+    "ocnli": "ocnli_50k",
     "wsc": "cluewsc2020",
     "csl": "csl",
     "cmrc2018": "cmrc2018",

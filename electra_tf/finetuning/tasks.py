@@ -380,6 +380,11 @@ def _builtin_tasks():
     cls, reg, acc = "classification", "regression", ("accuracy",)
     mnli_fields = _columns(8, 9, -1)
     rte_fields = _three(_columns(1, 2, 3), _columns(1, 2))
+    nli_pairs = _three(
+        _skip_dash(_columns("sentence1", "sentence2", "label")),
+        _columns("sentence1", "sentence2"),
+        ext="json",
+    )
     tasks = [
         # GLUE, with the reference's column choices (test files carry no labels).
         _task(
@@ -481,18 +486,9 @@ def _builtin_tasks():
             acc,
             labels=tuple(str(i) for i in range(119)),
         ),
-        _task(
-            "cmnli",
-            cls,
-            "jsonl",
-            _three(
-                _skip_dash(_columns("sentence1", "sentence2", "label")),
-                _columns("sentence1", "sentence2"),
-                ext="json",
-            ),
-            acc,
-            labels=_NLI,
-        ),
+        _task("cmnli", cls, "jsonl", nli_pairs, acc, labels=_NLI),
+        # CLUE 1.1's OCNLI: as CMNLI, examples without a gold label ("-") skipped.
+        _task("ocnli", cls, "jsonl", nli_pairs, acc, labels=_NLI),
         _task("wsc", cls, "jsonl", _three(_wsc_fields, ext="json"), acc, labels=("true", "false")),
         _task("csl", cls, "jsonl", _three(_csl_fields, ext="json"), acc, labels=_BINARY),
         # Chinese-ELECTRA's TSV layouts (all with a header row).

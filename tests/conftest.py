@@ -39,3 +39,20 @@ def run_python(*args, env=None, timeout=900):
         env={**os.environ, "PYTHONPATH": REPO_ROOT, **(env or {})},
         timeout=timeout,
     )
+
+
+def build_pretraining_data(data_dir, max_seq_length, **options):
+    """`DATA/pretrain_tfrecords` from `DATA/corpus` and `DATA/vocab.txt` (the layout
+    run_pretraining.py reads), one shard unless `num_out_files` says otherwise; returns the
+    dataset info."""
+    from electra_tf.data import pretraining_data  # pylint: disable=import-outside-toplevel
+
+    settings = dict(
+        corpus_dir=f"{data_dir}/corpus",
+        vocab_file=f"{data_dir}/vocab.txt",
+        output_dir=f"{data_dir}/pretrain_tfrecords",
+        max_seq_length=max_seq_length,
+        num_out_files=1,
+    )
+    settings.update(options)
+    return pretraining_data.build_dataset(pretraining_data.BuildOptions(**settings))

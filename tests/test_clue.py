@@ -6,9 +6,8 @@ import json
 import os
 
 import pytest
-from conftest import shared_path
+from conftest import build_pretraining_data, shared_path
 
-from electra_tf.data import pretraining_data
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
@@ -16,12 +15,7 @@ from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
 
 TASKS = {"tnews": "tnews", "iflytek": "iflytek", "csl": "csl", "ocnli": "ocnli_50k"}
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
+TINY = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
 
 
 def _slice(source, target, n):
@@ -54,15 +48,8 @@ def test_chinese_whole_word_pretraining_then_clue_submissions(tmp_path):
     data_dir = str(tmp_path)
     vocab = shared_path("vocab", "zh_vocab.txt")
     _slice(shared_path("corpora", "zh_fortunes.txt"), f"{data_dir}/corpus/zh.txt", 1500)
-    info = pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=f"{data_dir}/corpus",
-            vocab_file=vocab,
-            output_dir=f"{data_dir}/pretrain_tfrecords",
-            max_seq_length=64,
-            num_out_files=2,
-            word_segmenter="jieba",
-        )
+    info = build_pretraining_data(
+        data_dir, 64, num_out_files=2, word_segmenter="jieba", vocab_file=vocab
     )
     assert "is_word_start" in info["features"]
     config = PretrainingConfig(

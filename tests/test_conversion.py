@@ -10,10 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_python, shared_path
+from conftest import build_pretraining_data, run_python, shared_path
 
 from electra_tf.conversion import cli, reference
-from electra_tf.data import pretraining_data
 from electra_tf.modeling import gather_positions
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
@@ -253,15 +252,7 @@ def _reference_vocab_data(data_dir):
     with open(f"{data_dir}/corpus/c.txt", "w") as f:
         f.write("\n".join(lines))
     tf.io.gfile.copy(_vocab(), f"{data_dir}/vocab.txt")
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=f"{data_dir}/corpus",
-            vocab_file=f"{data_dir}/vocab.txt",
-            output_dir=f"{data_dir}/pretrain_tfrecords",
-            max_seq_length=16,
-            num_out_files=1,
-        )
-    )
+    build_pretraining_data(data_dir, 16)
 
 
 def test_pretraining_continues_from_a_converted_checkpoint(tmp_path, capsys):

@@ -13,9 +13,9 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import build_pretraining_data
 
 from electra_tf.conversion import cli as convert_cli
-from electra_tf.data import pretraining_data
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.pretraining.config import PretrainingConfig
@@ -25,12 +25,7 @@ from electra_tf.training import model_dir as model_dir_lib
 
 WORDS = "the cat dog sat on mat a big red ran to house and".split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-TINY = {
-    "hidden_size": 16,
-    "num_hidden_layers": 1,
-    "num_attention_heads": 2,
-    "intermediate_size": 32,
-}
+TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
 FAST = dict(max_seq_length=32, train_batch_size=8, eval_batch_size=8, predict_batch_size=8)
 FAST.update(num_train_epochs=1.0, iterations_per_loop=8, learning_rate=1e-3)
 
@@ -71,15 +66,7 @@ def data_dir(tmp_path_factory):
     for _ in range(60):
         corpus += [" ".join(rng.choices(WORDS, k=8)) for _ in range(5)] + [""]
     _lines(f"{data_dir}/corpus/c.txt", corpus)
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=f"{data_dir}/corpus",
-            vocab_file=f"{data_dir}/vocab.txt",
-            output_dir=f"{data_dir}/pretrain_tfrecords",
-            max_seq_length=32,
-            num_out_files=2,
-        )
-    )
+    build_pretraining_data(data_dir, 32, num_out_files=2)
     Pretrainer(_pretrain_config(data_dir)).train()
     return data_dir
 

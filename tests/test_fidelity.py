@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_path
+from conftest import build_pretraining_data, shared_path
 
 from electra_tf import tokenization
 from electra_tf.data import pretraining_data
@@ -474,15 +474,7 @@ def _tiny_pretrainer(tmp_path, **overrides):
     rng = random.Random(0)
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(300)]
     (tmp_path / "corpus" / "c.txt").write_text("\n".join(lines) + "\n")
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=str(tmp_path / "corpus"),
-            vocab_file=str(tmp_path / "vocab.txt"),
-            output_dir=str(tmp_path / "pretrain_tfrecords"),
-            max_seq_length=16,
-            num_out_files=1,
-        )
-    )
+    build_pretraining_data(tmp_path, 16)
     hparams = dict(
         model_size="small",
         model_hparam_overrides={

@@ -8,10 +8,9 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_python, shared_path
+from conftest import build_pretraining_data, run_python, shared_path
 
 from electra_tf.conversion import cli
-from electra_tf.data import pretraining_data
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
@@ -19,12 +18,7 @@ from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import model_dir as model_dir_lib
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 # The tiny encoder over the Korean cased vocabulary that the fine-tuning tests pre-train.
 KOREAN_TINY = dict(
     model_hparam_overrides=TINY, embedding_size=16, vocab_size=32200, do_lower_case=False
@@ -96,16 +90,7 @@ def data_dir(tmp_path_factory):
         f"{data_dir}/corpus/ko.txt",
         [sentence.strip() + ".\n" for p in paragraphs for sentence in p["context"].split(". ")],
     )
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=f"{data_dir}/corpus",
-            vocab_file=f"{data_dir}/vocab.txt",
-            output_dir=f"{data_dir}/pretrain_tfrecords",
-            max_seq_length=64,
-            do_lower_case=False,
-            num_out_files=1,
-        )
-    )
+    build_pretraining_data(data_dir, 64, do_lower_case=False)
     Pretrainer(
         PretrainingConfig(
             "tiny",

@@ -198,12 +198,7 @@ def test_jit_compiled_matches_eager():
     ids, mask = tf.constant(ids), tf.constant(mask)
     starts = tf.constant(np.random.default_rng(6).random((32, 40)) < 0.5, tf.int32)
     logits = tf.constant(np.random.default_rng(7).normal(size=(32, 8, 50)), tf.float32)
-    common = {
-        "mask_prob": 0.3,
-        "max_predictions_per_seq": 8,
-        "mask_id": MASK,
-        "special_ids": SPECIAL,
-    }
+    common = dict(mask_prob=0.3, max_predictions_per_seq=8, mask_id=MASK, special_ids=SPECIAL)
     variants = [
         {},
         {"with_replacement": True},

@@ -12,20 +12,14 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, run_python, shared_path
+from conftest import REPO_ROOT, build_pretraining_data, run_python, shared_path
 
-from electra_tf.data import pretraining_data
 from electra_tf.pretraining import input_pipeline
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import EVAL_METRICS, Pretrainer
 from electra_tf.training.loop import NonFiniteLossError
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-}
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 WORDS = "the cat dog sat on mat a big red ran to house and ##s ##ed ##ing .".split()
 
 
@@ -52,15 +46,7 @@ def _synthetic_data(data_dir, max_seq_length=32, n_lines=400, seed=0):
             lines.append("")
     with open(f"{data_dir}/corpus/c.txt", "w") as f:
         f.write("\n".join(lines))
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=f"{data_dir}/corpus",
-            vocab_file=f"{data_dir}/vocab.txt",
-            output_dir=f"{data_dir}/pretrain_tfrecords",
-            max_seq_length=max_seq_length,
-            num_out_files=2,
-        )
-    )
+    build_pretraining_data(data_dir, max_seq_length, num_out_files=2)
     return len(vocab)
 
 
@@ -154,15 +140,7 @@ def test_loss_decreases_and_beats_chance_on_real_text(tmp_path):
     with open(corpus, "rb") as src:
         (tmp_path / "corpus" / "en.txt").write_bytes(src.read()[:400_000])
     tf.io.gfile.copy(vocab, str(tmp_path / "vocab.txt"))
-    pretraining_data.build_dataset(
-        pretraining_data.BuildOptions(
-            corpus_dir=str(tmp_path / "corpus"),
-            vocab_file=str(tmp_path / "vocab.txt"),
-            output_dir=str(tmp_path / "pretrain_tfrecords"),
-            max_seq_length=64,
-            num_out_files=2,
-        )
-    )
+    build_pretraining_data(tmp_path, 64, num_out_files=2)
     config = PretrainingConfig(
         "real",
         str(tmp_path),

@@ -133,7 +133,7 @@ def test_every_task_kind_end_to_end_without_conversion(data_dir, all_kinds):
     assert len(all_kinds) == 1
     expected = {
         "question_pair": {"accuracy"},
-        "korsts": {"pearson", "spearman"},
+        "korsts": {"pearson", "spearman", "mse"},
         "korquad": {"exact_match", "f1"},
         "naver_ner": {"precision", "recall", "f1"},
     }

@@ -84,7 +84,7 @@ def test_korsts_reader():
     assert (task.kind, task.regression_range, task.metrics) == (
         "regression",
         (0.0, 5.0),
-        ("pearson_spearman",),
+        ("pearson_spearman", "mse"),
     )
     counts = {split: len(task.get_examples(split)) for split in ("train", "dev", "test")}
     assert counts == {"train": 5749, "dev": 1500, "test": 1379}  # KorSTS as published
@@ -452,6 +452,10 @@ def test_sentence_metrics_against_scipy_sklearn():
     scores = metrics.sentence_scores(["pearson_spearman"], a, b)
     assert scores["spearman"] == pytest.approx(100 * scipy.stats.spearmanr(a, b)[0])
     assert scores["pearson"] == pytest.approx(100 * np.corrcoef(a, b)[0, 1])
+    # The reference's STS mse: the mean squared error in the task's units.
+    assert metrics.sentence_scores(["mse"], [1.0, 2.0, 5.0], [1.5, 2.0, 3.0]) == {
+        "mse": pytest.approx((0.25 + 0.0 + 4.0) / 3)
+    }
     c, d = rng.integers(0, 2, 60), rng.integers(0, 2, 60)
     assert metrics.sentence_scores(["mcc", "accuracy"], c, d) == pytest.approx(
         {"mcc": 100 * sklearn.metrics.matthews_corrcoef(c, d), "accuracy": 100 * np.mean(c == d)}

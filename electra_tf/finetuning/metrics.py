@@ -4,7 +4,7 @@ Every score is a percentage (0-100), the scale the reference ELECTRA scorers and
 evaluation scripts report.
 
 * Sentence-level (classification / regression): `accuracy`, `f1` (binary, positive class 1, as
-  GLUE's MRPC/QQP), `f1_macro`, `mcc` (CoLA), `pearson_spearman` (STS-B, KorSTS); `sentence_scores`
+  GLUE's MRPC/QQP), `f1_macro`, `mcc` (CoLA), `pearson_spearman` and `mse` (STS-B, KorSTS); `sentence_scores`
   computes several by name. scikit-learn and scipy do the arithmetic.
 * SQuAD 1.1 and 2.0 (`squad_v1_evaluate`, `squad_v2_evaluate`): the official answer normalisation
   (lower case, drop ASCII punctuation and the articles a/an/the, collapse whitespace), token F1, and
@@ -87,8 +87,16 @@ def pearson_spearman(targets, predictions):
     }
 
 
+def mse(targets, predictions):
+    """Mean squared error in the task's own units (the reference's RegressionScorer reports it)."""
+    targets = np.asarray(targets, dtype=np.float64).ravel()
+    predictions = np.asarray(predictions, dtype=np.float64).ravel()
+    return {"mse": float(np.mean((targets - predictions) ** 2))}
+
+
 SENTENCE_METRICS = {
     "accuracy": accuracy,
+    "mse": mse,
     "f1": f1,
     "f1_macro": f1_macro,
     "mcc": mcc,

@@ -547,7 +547,13 @@ class FinetuningRunner:
             scores = metrics.entity_f1(gold, predicted)
         else:
             gold = data.arrays["label_ids" if task.kind == "classification" else "targets"]
-            scores = metrics.sentence_scores(task.metrics, gold, outputs["predictions"])
+            predictions = outputs["predictions"]
+            if task.kind == "regression":  # scores in the task's units (targets train in [0, 1])
+                low, high = task.regression_range
+                gold, predictions = (
+                    np.asarray(v) * (high - low) + low for v in (gold, predictions)
+                )
+            scores = metrics.sentence_scores(task.metrics, gold, predictions)
         scores["loss"] = float(np.mean(outputs["losses"]))
         logging.info(
             "%s %s: %s",

@@ -414,7 +414,7 @@ def _builtin_tasks():
             reg,
             "tsv",
             _three(_columns(-3, -2, -1), _columns(-2, -1)),
-            ("pearson_spearman",),
+            ("pearson_spearman", "mse"),
             regression_range=(0.0, 5.0),
             symmetric=True,
         ),
@@ -537,7 +537,7 @@ def _builtin_tasks():
                 split: (f"sts-{split}.tsv", _columns(5, 6, 4), True)
                 for split in ("train", "dev", "test")
             },
-            ("pearson_spearman",),
+            ("pearson_spearman", "mse"),
             regression_range=(0.0, 5.0),
             symmetric=True,
         ),

@@ -288,3 +288,18 @@ def test_convert_from_ours_does_not_look_in_the_parent_folder(data_dir, tmp_path
     """10.12: a mistyped --input used to be read as a checkpoint prefix in its parent folder."""
     with pytest.raises(FileNotFoundError, match="--input .*tinyy not found"):
         convert_cli.convert("ours", "hf", f"{data_dir}/models/tinyy", str(tmp_path / "o"))
+
+
+def test_debug_finetuning_loads_the_debug_pretrained_checkpoint(data_dir, caplog):
+    """As the reference: debug mode shrinks both models to 3 layers of 144 and fine-tuning still
+    initialises from the pre-trained checkpoint (it used to start from random weights)."""
+    Pretrainer(_pretrain_config(data_dir, name="dbg", debug=True, num_train_steps=2)).train()
+    _pairs_task(data_dir)
+    config = FinetuningConfig(
+        "dbg", data_dir, task_names=["pairs"], debug=True, max_seq_length=32, num_train_epochs=1.0
+    )
+    assert config.init_checkpoint == f"{data_dir}/models/dbg"
+    assert config.model_hparams()["hidden_size"] == 144
+    with caplog.at_level("INFO"):
+        runner_lib.run_finetuning(config)
+    assert f"encoder variables from {data_dir}/models/dbg/ckpt-2" in caplog.text

@@ -58,7 +58,7 @@ class FinetuningConfig(hp.HParams):
 
         # general
         self.model_name = model_name
-        self.debug = False  # tiny model, 100 examples per split, random initialisation
+        self.debug = False  # the reference's debug model (3 layers of 144), 100 examples per split
         self.log_examples = False  # log the first featurized train example of each task
         self.num_trials = 1  # train+eval runs with different seeds
         self.do_train = True
@@ -149,8 +149,6 @@ class FinetuningConfig(hp.HParams):
         self.task_specs = {}  # {task name: JSON task spec} for tasks that are not built in
 
         self.update(hparams)
-        if self.debug and "init_checkpoint" not in hparams:
-            self.init_checkpoint = None
         pretrained = self._pretrained_description()
         self._encoder = pretrained[model_dir_lib.ENCODER_CONFIG]
         saved = (

@@ -303,3 +303,20 @@ def test_debug_finetuning_loads_the_debug_pretrained_checkpoint(data_dir, caplog
     with caplog.at_level("INFO"):
         runner_lib.run_finetuning(config)
     assert f"encoder variables from {data_dir}/models/dbg/ckpt-2" in caplog.text
+
+
+def test_finetuning_learns_a_learnable_task(data_dir):
+    """Not only finite metrics: "does the sentence contain 'cat'" is learned well above the
+    majority-class rate."""
+    folder = _pairs_task(data_dir, dev_rows=48)
+    with open(f"{folder}/dev.csv") as f:
+        labels = [line.rsplit(",", 1)[1].strip() for line in list(f)[1:]]
+    majority = 100.0 * max(labels.count("yes"), labels.count("no")) / len(labels)
+    results = _finetune(
+        data_dir,
+        num_train_epochs=15.0,
+        learning_rate=3e-3,
+        model_dir=f"{data_dir}/learn_{{task}}_{{trial}}",
+    )
+    accuracy = results[0]["pairs"]["accuracy"]
+    assert accuracy >= majority + 15.0, (accuracy, majority)

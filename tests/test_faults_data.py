@@ -187,8 +187,9 @@ def test_sigterm_on_the_parent_stops_every_worker_and_publishes_nothing(tmp_path
 def test_sigkill_on_the_parent_kills_every_worker_and_a_rerun_gives_the_same_bytes(tmp_path):
     command, _, out = _kill_build(tmp_path, signal.SIGKILL)
     _assert_nothing_accepted(out)
-    # The same command again (--overwrite where a killed build left finished shards).
-    assert build_pretraining_dataset.COMMAND(command + ["--overwrite"]) == 0
+    # The same command again: the killed build published nothing, so no --overwrite is needed
+    # (its temporary files are removed).
+    assert build_pretraining_dataset.COMMAND(command) == 0
     assert not [n for n in os.listdir(out) if ".tmp-" in n]
     clean = tmp_path / "clean"
     uninterrupted = command[:3] + [f"--output_dir={clean}"] + command[4:]

@@ -478,3 +478,25 @@ def test_output_in_the_corpus_is_refused_before_touching_anything(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "corpus" in err and str(corpus) in err, err
     assert sorted(os.listdir(corpus)) == before
+
+
+def test_a_vocab_without_cls_is_refused_before_an_overwrite_removes_anything(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(_text(100))
+    out = tmp_path / "out"
+    data.build_dataset(_options(corpus, _vocab(str(tmp_path)), out))
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    no_cls = tmp_path / "no_cls.txt"
+    no_cls.write_text("[PAD]\n[UNK]\n[SEP]\nthe\n")
+    argv = [
+        "build_pretraining_dataset.py",
+        f"--corpus_dir={corpus}",
+        f"--vocab_file={no_cls}",
+        f"--output_dir={out}",
+        "--overwrite",
+    ]
+    assert build_pretraining_dataset.COMMAND(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(no_cls) in err and "[CLS]" in err, err
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before

@@ -146,7 +146,10 @@ def load_vocab(vocab_file):
     if lines and lines[-1] == "":
         lines.pop()
     if not any(line.strip() for line in lines):
-        raise ValueError(f"Vocabulary file {vocab_file} is empty: it has no tokens, one per line.")
+        raise ValueError(
+            f"Vocabulary file {vocab_file} is empty (no tokens): pass a vocab.txt with one token "
+            "per line (electra-learn-vocab makes one)."
+        )
     vocab = {}
     for index, line in enumerate(lines):
         vocab[line.strip()] = index

@@ -93,7 +93,8 @@ def list_corpus_files(corpus):
             len(files),
             len(files) - len(binary),
         )
-        files = [f for f in files if f not in set(binary)]
+        skipped = set(binary)
+        files = [f for f in files if f not in skipped]
     return files
 
 

@@ -106,3 +106,21 @@ def write_json_atomic(path, value, sort_keys=False):
     """`value` as indented UTF-8 JSON (non-ASCII kept), written atomically."""
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=sort_keys) + "\n"
     write_text_atomic(path, text)
+
+
+# The one rule for "this is not a text file", shared by the dataset builder and the vocabulary
+# learner: more than one NUL byte per 1000 in the first 64 KiB. Text in UTF-8 (or any ASCII-based
+# encoding) has none; compressed files (.gz, .zip, ...) and random bytes have about 1 in 256.
+BINARY_SNIFF_BYTES = 1 << 16
+
+
+def looks_binary(head):
+    """Whether the first bytes of a file (up to `BINARY_SNIFF_BYTES` are looked at) are binary."""
+    head = head[:BINARY_SNIFF_BYTES]
+    return head.count(b"\x00") > len(head) // 1000
+
+
+def is_binary_file(path):
+    """`looks_binary` on the start of the file at `path` (any tf.io.gfile path)."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return looks_binary(f.read(BINARY_SNIFF_BYTES))

@@ -172,6 +172,11 @@ def load_vocab(vocab_file):
         lines = f.read().decode("utf-8", "ignore").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if not any(line.strip() for line in lines):
+        raise ValueError(
+            f"Vocabulary file {vocab_file} is empty (no tokens): pass a vocab.txt with one token "
+            "per line (electra-learn-vocab makes one)."
+        )
     vocab = {}
     for index, line in enumerate(lines):
         vocab[line.strip()] = index

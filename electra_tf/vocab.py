@@ -34,7 +34,7 @@ import uuid
 import tensorflow as tf
 from absl import flags, logging
 
-from electra_tf import cli, tokenization
+from electra_tf import cli, fileio, tokenization
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 JOINER = "##"
@@ -53,10 +53,12 @@ def _split_csv(value):
 
 
 def list_corpus_files(corpus):
-    """Corpus spec -> sorted list of files.
+    """Corpus spec -> sorted list of text files.
 
     `corpus` is a path or a list of paths (a comma-separated string works too); each is a file, a
-    directory (its files, non-recursive, hidden files skipped) or a glob pattern.
+    directory (its files, non-recursive, hidden files skipped) or a glob pattern. Binary files
+    (`fileio.looks_binary`, the dataset builder's rule: compressed files, random bytes) are skipped
+    with a warning naming each one.
     """
     files = []
     for spec in _split_csv(corpus):
@@ -76,6 +78,23 @@ def list_corpus_files(corpus):
             raise FileNotFoundError(f"Corpus path not found: {spec}")
     if not files:
         raise FileNotFoundError(f"No corpus files in {corpus!r}")
+    binary = [f for f in files if fileio.is_binary_file(f)]
+    for path in binary:
+        logging.warning("Skipping %s: it looks binary (NUL bytes), not text.", path)
+    if binary and len(binary) == len(files):
+        raise ValueError(
+            f"No text in the corpus {corpus!r}: every file looks binary (NUL bytes), e.g. "
+            f"{binary[0]}. Decompress or convert it to UTF-8 text first."
+        )
+    if binary:
+        logging.warning(
+            "Skipped %d binary file(s) of %d; learning from the other %d.",
+            len(binary),
+            len(files),
+            len(files) - len(binary),
+        )
+        skipped = set(binary)
+        files = [f for f in files if f not in skipped]
     return files
 
 

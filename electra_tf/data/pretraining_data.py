@@ -9,17 +9,28 @@ own `random.Random` seeded from `--seed` and the job number, making the output b
 the same seed and number of processes.
 
 Differences from the reference, all about robustness: invalid UTF-8 is replaced and counted (the
-reference crashes), binary files are skipped with a warning, a leading BOM is dropped, shards are
-written atomically, and `dataset_info.json` records what the data was built with.
+reference crashes), binary files are skipped with a warning, a leading BOM is dropped, a lone CR is
+a line break (old Mac files; CRLF is one break), text lost to truncation is counted and warned
+about, and `dataset_info.json` records what the data was built with.
+
+Publishing: shards are written under temporary names and renamed only once every shard is
+complete; `dataset_info.json` is written last, so a dataset is complete exactly when it exists (a
+killed or failed build publishes nothing, and pre-training refuses data without it). Worker
+processes die with their parent (SIGKILL included), and a SIGTERM to the parent stops them.
 """
 
+import ctypes
 import dataclasses
 import gc
 import hashlib
 import json
 import multiprocessing
+import os
 import queue
 import random
+import signal
+import sys
+import threading
 import time
 import traceback
 
@@ -36,6 +47,7 @@ WORD_START_FEATURE = "is_word_start"
 _READ_BLOCK_BYTES = 1 << 22
 _UTF8_BOM = b"\xef\xbb\xbf"
 _REPLACEMENT_UTF8 = "\ufffd".encode()
+_PARENT_POLL_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -88,6 +100,12 @@ class ExampleBuilder:
         self._sentences = []
         self._word_starts = []
         self._current_length = 0
+        # Tokens the packing drops (as the reference does): all of them, and those of examples
+        # that drop more than `max_length` tokens, i.e. lose more text than they keep (a line or
+        # document longer than an example); only the latter are warned about.
+        self.truncated_tokens = 0
+        self.heavily_truncated_examples = 0
+        self.heavily_truncated_tokens = 0
 
     def add_line(self, ids, word_starts=None):
         """Adds a non-empty line's token ids; returns a serialized example when one is complete."""
@@ -128,8 +146,15 @@ class ExampleBuilder:
                 second += sentence
                 if self._with_word_starts:
                     second_starts += self._word_starts[i]
+        total = len(first) + len(second)
         first = first[: self._max_length - 2]
         second = second[: max(0, self._max_length - len(first) - 3)]
+        lost = total - len(first) - len(second)
+        if lost:
+            self.truncated_tokens += lost
+            if lost > self._max_length:
+                self.heavily_truncated_examples += 1
+                self.heavily_truncated_tokens += lost
 
         self._sentences, self._word_starts, self._current_length = [], [], 0
         if rng.random() < 0.05:  # sometimes a shorter example
@@ -174,10 +199,6 @@ def file_sha256(path):
             digest.update(block)
 
 
-def _looks_binary(block):
-    return block.count(b"\x00") > len(block) // 1000
-
-
 def _decode(data, stats):
     try:
         return data.decode("utf-8")
@@ -187,14 +208,25 @@ def _decode(data, stats):
         return text
 
 
+def _split_lines(text):
+    """LF, CRLF and a lone CR (old Mac files) each end a line."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
+
+
 def read_line_blocks(path, stats, block_bytes=_READ_BLOCK_BYTES):
-    """Yields lists of raw lines of one file, streaming, never holding the whole file."""
+    """Yields lists of raw lines of one file, streaming, never holding the whole file.
+
+    Lines end at LF, CRLF or a lone CR; a CR at the end of a block waits for the next block, so a
+    CRLF split between two reads stays one break.
+    """
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read(block_bytes)
         if not data:
             stats["empty_files"] += 1
             return
-        if _looks_binary(data[:65536]):
+        if fileio.looks_binary(data):
             stats["skipped_binary_files"] += 1
             logging.warning("Skipping %s: it looks binary (NUL bytes), not text.", path)
             return
@@ -204,15 +236,20 @@ def read_line_blocks(path, stats, block_bytes=_READ_BLOCK_BYTES):
         while data:
             stats["bytes"] += len(data)
             data = pending + data
-            cut = data.rfind(b"\n")
+            # The last break of the block; a final CR may be the first half of a CRLF.
+            limit = len(data) - 1 if data.endswith(b"\r") else len(data)
+            cut = max(data.rfind(b"\n", 0, limit), data.rfind(b"\r", 0, limit))
             if cut < 0:
                 pending = data
             else:
                 pending = data[cut + 1 :]
-                yield _decode(data[:cut], stats).split("\n")
+                end = cut - 1 if data[cut - 1 : cut + 1] == b"\r\n" else cut
+                yield _split_lines(_decode(data[:end], stats))
             data = f.read(block_bytes)
+        if pending.endswith(b"\r"):
+            pending = pending[:-1]
         if pending:
-            yield _decode(pending, stats).split("\n")
+            yield _split_lines(_decode(pending, stats))
 
 
 class _WordSegmenter:
@@ -261,15 +298,38 @@ def _new_stats():
             "unk_tokens",
             "invalid_utf8_sequences",
             "segmenter_fallback_lines",
+            "truncated_tokens",
+            "heavily_truncated_examples",
+            "heavily_truncated_tokens",
         )
     }
+
+
+def load_tokenizer(opts):
+    """The tokenizer the options describe; refuses a vocabulary without [CLS] or [SEP]."""
+    tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
+    for token in ("[CLS]", "[SEP]"):
+        if token not in tokenizer.vocab:
+            raise ValueError(f"Vocabulary {opts.vocab_file} has no {token} token.")
+    return tokenizer
 
 
 def build_job(job_id, opts, files, report=None):
     """One process's share: tokenizes its files and writes shards i with i % processes == job_id.
 
-    The cyclic garbage collector is paused meanwhile: the loop makes millions of short-lived lists
-    and no cycles, and collections alone took 40% of the time (measured).
+    Publishes its shards (renames them to their final names) at the end; returns the stats.
+    """
+    stats, shards = build_job_unpublished(job_id, opts, files, report)
+    publish_shards(shards)
+    return stats
+
+
+def build_job_unpublished(job_id, opts, files, report=None):
+    """`build_job` without the renames: returns (stats, [(temporary path, final path)]).
+
+    On failure the job's temporary files are removed. The cyclic garbage collector is paused
+    meanwhile: the loop makes millions of short-lived lists and no cycles, and collections alone
+    took 40% of the time (measured).
     """
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -280,11 +340,13 @@ def build_job(job_id, opts, files, report=None):
             gc.enable()
 
 
+def publish_shards(shards):
+    for tmp_path, path in shards:
+        tf.io.gfile.rename(tmp_path, path, overwrite=True)
+
+
 def _build_job(job_id, opts, files, report):
-    tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
-    for token in ("[CLS]", "[SEP]"):
-        if token not in tokenizer.vocab:
-            raise ValueError(f"Vocabulary {opts.vocab_file} has no {token} token.")
+    tokenizer = load_tokenizer(opts)
     rng = random.Random(opts.seed * 1000003 + job_id)
     files = list(files)
     rng.shuffle(files)
@@ -297,11 +359,23 @@ def _build_job(job_id, opts, files, report):
         with_word_starts=segmenter is not None,
         max_id=tokenizer.vocab_size - 1,
     )
-    writers = [
-        records.AtomicRecordWriter(join_path(opts.output_dir, shard_name(i, opts.num_out_files)))
-        for i in range(opts.num_out_files)
-        if i % opts.num_processes == job_id
-    ]
+    writers = []
+    try:
+        for i in range(opts.num_out_files):
+            if i % opts.num_processes == job_id:
+                path = join_path(opts.output_dir, shard_name(i, opts.num_out_files))
+                writers.append(records.AtomicRecordWriter(path))
+        stats = _write_examples(opts, files, tokenizer, segmenter, builder, writers, report)
+        for writer in writers:
+            writer.close(publish=False)
+    except BaseException:
+        for writer in writers:
+            writer.discard()
+        raise
+    return stats, [(w.tmp_path, w.path) for w in writers]
+
+
+def _write_examples(opts, files, tokenizer, segmenter, builder, writers, report):
     stats = _new_stats()
     unk = tokenizer.unk_id
 
@@ -315,6 +389,7 @@ def _build_job(job_id, opts, files, report):
     for path in files:
         stats["files"] += 1
         bytes_before = stats["bytes"]
+        heavy_before = (builder.heavily_truncated_examples, builder.heavily_truncated_tokens)
         for raw_lines in read_line_blocks(path, stats):
             lines = [line.strip() for line in raw_lines]
             if not opts.blanks_separate_docs:
@@ -343,13 +418,51 @@ def _build_job(job_id, opts, files, report):
                 bytes_before = stats["bytes"]
         stats["documents"] += 1
         emit(builder.add_blank_line())
-    for writer in writers:
-        writer.close()
+        examples = builder.heavily_truncated_examples - heavy_before[0]
+        if examples:
+            logging.warning(
+                "%s: %d example(s) lost more than max_seq_length=%d tokens each to truncation, "
+                "%d tokens in all: a line (or document) longer than an example is cut, as in the "
+                "reference. Split long lines (e.g. one sentence or paragraph per line) to keep it.",
+                path,
+                examples,
+                opts.max_seq_length,
+                builder.heavily_truncated_tokens - heavy_before[1],
+            )
+    stats["truncated_tokens"] = builder.truncated_tokens
+    stats["heavily_truncated_examples"] = builder.heavily_truncated_examples
+    stats["heavily_truncated_tokens"] = builder.heavily_truncated_tokens
     return stats
 
 
-def _job_process(job_id, opts, files, messages):
-    """Entry point of a worker process: reports progress and the final stats through `messages`."""
+def _die_with_parent(parent_pid):
+    """Makes this worker process end when its parent does, however the parent ends (SIGKILL too).
+
+    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG). Everywhere: a
+    thread polls the parent's pid and exits the process once the worker is orphaned (which also
+    covers a parent that died before the prctl call).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no usable libc
+            pass
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)  # orphaned: nothing of this worker's is published
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _job_process(job_id, opts, files, messages, parent_pid):
+    """Entry point of a worker process: reports progress, then its stats and unpublished shards
+    (the parent publishes every shard once all jobs are done), through `messages`."""
+    _die_with_parent(parent_pid)
     try:
         last = [time.monotonic(), 0, 0]
 
@@ -359,11 +472,12 @@ def _job_process(job_id, opts, files, messages):
                 messages.put(("progress", job_id, (last[1], examples)))
                 last[0], last[1] = time.monotonic(), 0
 
-        stats = build_job(job_id, opts, files, report)
+        stats, shards = build_job_unpublished(job_id, opts, files, report)
         messages.put(("progress", job_id, (last[1], stats["examples"])))
-        messages.put(("done", job_id, stats))
-    except BaseException:  # reported to the parent, which fails the whole build
-        messages.put(("error", job_id, traceback.format_exc()))
+        messages.put(("done", job_id, (stats, shards)))
+    except BaseException as e:  # reported to the parent, which fails the whole build
+        error = e if isinstance(e, (OSError, ValueError)) else None
+        messages.put(("error", job_id, (error, traceback.format_exc())))
 
 
 class _Progress:
@@ -406,8 +520,30 @@ def list_corpus_files(corpus_dir):
     return files
 
 
+def _normalized(path):
+    if fileio.has_scheme(path):
+        return path.rstrip("/")
+    return os.path.realpath(path)
+
+
+def check_output_outside_corpus(corpus_dir, output_dir):
+    """Refuses an output folder that is the corpus folder or inside it (shards would mix with the
+    corpus, and --overwrite would delete files there)."""
+    corpus, output = _normalized(corpus_dir), _normalized(output_dir)
+    if output == corpus or output.startswith(corpus.rstrip("/") + "/"):
+        raise ValueError(
+            f"--output_dir {output_dir} is inside --corpus_dir {corpus_dir}: the shards would be "
+            "mixed with the corpus (and --overwrite would delete files there). Choose an output "
+            "folder outside the corpus."
+        )
+
+
 def prepare_output_dir(output_dir, overwrite):
-    """Refuses to mix with an earlier build unless `overwrite`; removes leftovers of killed runs."""
+    """Refuses to mix with an earlier build unless `overwrite`; removes leftovers of killed runs.
+
+    `dataset_info.json` goes first, so that a build killed while it removes the old shards leaves
+    data that pre-training refuses.
+    """
     tf.io.gfile.makedirs(output_dir)
     existing = [
         n
@@ -416,19 +552,30 @@ def prepare_output_dir(output_dir, overwrite):
     ]
     finished = [n for n in existing if ".tmp-" not in n]
     if finished and not overwrite:
+        state = (
+            "pre-training data"
+            if DATASET_INFO in finished
+            else f"the shards of an incomplete build (no {DATASET_INFO})"
+        )
         raise FileExistsError(
-            f"{output_dir} already holds pre-training data ({finished[0]}, ...). "
+            f"{output_dir} already holds {state} ({sorted(finished)[0]}, ...). "
             "Pass --overwrite to replace it, or choose another --output_dir."
         )
-    for name in existing:
+    for name in sorted(existing, key=lambda n: not n.startswith(DATASET_INFO)):
         tf.io.gfile.remove(join_path(output_dir, name))
 
 
 def build_dataset(opts):
-    """Builds the whole dataset; returns the dict written to dataset_info.json."""
+    """Builds the whole dataset; returns the dict written to dataset_info.json.
+
+    Every input is checked before the output folder is touched. Shards are published (renamed to
+    their final names) only once all are complete, then `dataset_info.json` is written, last; a
+    build that fails or is stopped leaves no shard under its final name and no dataset_info.json.
+    """
     start = time.time()
+    check_output_outside_corpus(opts.corpus_dir, opts.output_dir)
     files = list_corpus_files(opts.corpus_dir)
-    tokenizer = tokenization.FullTokenizer(opts.vocab_file, opts.do_lower_case, opts.strip_accents)
+    tokenizer = load_tokenizer(opts)
     prepare_output_dir(opts.output_dir, opts.overwrite)
     total_bytes = sum(tf.io.gfile.stat(f).length for f in files)
     logging.info(
@@ -444,11 +591,15 @@ def build_dataset(opts):
         for job in range(opts.num_processes)
     ]
     if opts.num_processes == 1:
-        all_stats = [
-            build_job(0, opts, job_files[0], lambda delta, ex: progress.update(0, delta, ex))
+        results = [
+            build_job_unpublished(
+                0, opts, job_files[0], lambda delta, ex: progress.update(0, delta, ex)
+            )
         ]
     else:
-        all_stats = _run_jobs(opts, job_files, progress)
+        results = _run_jobs(opts, job_files, progress)
+    all_stats = [stats for stats, _ in results]
+    publish_shards([shard for _, shards in results for shard in shards])
     progress.update(0, 0, all_stats[0]["examples"], force=True)
 
     totals = _new_stats()
@@ -476,13 +627,14 @@ def build_dataset(opts):
         "seconds": round(elapsed, 3),
         "chars_per_second": round(totals["chars"] / max(elapsed, 1e-9)),
     }
+    # Last: the dataset is complete exactly when this file exists.
     fileio.write_text_atomic(
         join_path(opts.output_dir, DATASET_INFO), json.dumps(info, indent=2, sort_keys=True) + "\n"
     )
     logging.info(
         "Done in %.1fs: %d files (%d empty, %d binary skipped), %d documents, %d lines, %d examples, "
-        "%d tokens in examples, [UNK] rate %.4f%%, %d invalid UTF-8 sequences replaced, "
-        "%.2f M chars/s",
+        "%d tokens in examples, %d tokens truncated, [UNK] rate %.4f%%, %d invalid UTF-8 "
+        "sequences replaced, %.2f M chars/s",
         elapsed,
         totals["files"],
         totals["empty_files"],
@@ -491,25 +643,54 @@ def build_dataset(opts):
         totals["lines"],
         totals["examples"],
         totals["example_tokens"],
+        totals["truncated_tokens"],
         100 * info["unk_rate"],
         totals["invalid_utf8_sequences"],
         info["chars_per_second"] / 1e6,
     )
+    if totals["heavily_truncated_examples"]:
+        logging.warning(
+            "Truncation lost text: %d example(s) dropped more than max_seq_length=%d tokens each, "
+            "%d tokens in all (%.2f%% of the corpus's %d tokens; see the warnings above for the "
+            "files). Split long lines to keep them.",
+            totals["heavily_truncated_examples"],
+            opts.max_seq_length,
+            totals["heavily_truncated_tokens"],
+            100 * totals["heavily_truncated_tokens"] / max(totals["corpus_tokens"], 1),
+            totals["corpus_tokens"],
+        )
     return info
 
 
+class _Stopped(BaseException):
+    """SIGTERM reached the parent while workers run (raised by the handler, so cleanup runs)."""
+
+
+def _on_sigterm(signum, frame):  # pylint: disable=unused-argument
+    raise _Stopped()
+
+
 def _run_jobs(opts, job_files, progress):
-    """Runs one spawned process per job (TensorFlow does not survive fork) and gathers stats."""
+    """Runs one spawned process per job (TensorFlow does not survive fork); returns each job's
+    (stats, unpublished shards).
+
+    The workers die with this process (see `_die_with_parent`); a SIGTERM here stops them, removes
+    their temporary files and exits with status 143. On any failure nothing is published.
+    """
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     processes = [
-        context.Process(target=_job_process, args=(job, opts, files, messages), daemon=True)
+        context.Process(
+            target=_job_process, args=(job, opts, files, messages, os.getpid()), daemon=True
+        )
         for job, files in enumerate(job_files)
     ]
-    for p in processes:
-        p.start()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     results = {}
     try:
+        for p in processes:
+            p.start()
         while len(results) < len(processes):
             try:
                 kind, job, payload = messages.get(timeout=5.0)
@@ -521,17 +702,53 @@ def _run_jobs(opts, job_files, progress):
                     ) from None
                 continue
             if kind == "error":
-                raise RuntimeError(f"Builder process {job} failed:\n{payload}")
+                error, trace = payload
+                if error is not None:
+                    logging.debug("Builder process %d failed:\n%s", job, trace)
+                    raise error
+                raise RuntimeError(f"Builder process {job} failed:\n{trace}")
             if kind == "progress":
                 progress.update(job, *payload)
             else:
                 results[job] = payload
+    except BaseException as e:
+        _stop(processes)
+        _remove_temporaries(opts.output_dir, processes)
+        if isinstance(e, _Stopped):
+            logging.error(
+                "Stopped by SIGTERM: the worker processes were stopped and nothing was published."
+            )
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
     finally:
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-            p.join()
+        _stop(processes)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     return [results[i] for i in range(len(processes))]
+
+
+def _stop(processes):
+    for p in processes:
+        if p.pid is not None and p.is_alive():
+            p.terminate()
+    for p in processes:
+        if p.pid is not None:
+            p.join()
+
+
+def _remove_temporaries(output_dir, processes):
+    """Removes the temporary shards of the workers (finished or stopped) of a failed build."""
+    suffixes = tuple(f".tmp-{p.pid}" for p in processes if p.pid is not None)
+    try:
+        names = tf.io.gfile.listdir(output_dir)
+    except tf.errors.OpError:
+        return
+    for name in names:
+        if name.startswith(SHARD_PREFIX) and name.endswith(suffixes):
+            try:
+                tf.io.gfile.remove(join_path(output_dir, name))
+            except tf.errors.OpError:
+                pass
 
 
 def read_dataset_info(data_dir_or_pattern):

@@ -64,16 +64,48 @@ def encode_packed_example(packed_features):
 
 
 class AtomicRecordWriter:
-    """A TFRecord file that appears under its final name only once complete (any tf.io.gfile path)."""
+    """A TFRecord file that appears under its final name only once complete (any tf.io.gfile path).
+
+    `close()` finishes the temporary file and renames it; a caller that publishes several files
+    together (the dataset builder: all shards, then `dataset_info.json`) calls `close(publish=False)`
+    on each, then `publish()` on each once all are complete, and `discard()` on failure. A write
+    that fails (a full disk) raises `OSError` naming the final file.
+    """
 
     def __init__(self, path):
         self.path = path
-        self._tmp = fileio.temporary_path(path)
-        self._writer = tf.io.TFRecordWriter(self._tmp)
+        self.tmp_path = fileio.temporary_path(path)
+        self._writer = None
+        self._writer = self._guard(tf.io.TFRecordWriter, self.tmp_path)
+
+    def _guard(self, fn, *args):
+        try:
+            return fn(*args)
+        except tf.errors.OpError as e:
+            reason = e.message.replace(self.tmp_path + "; ", "").replace(self.tmp_path, "")
+            raise OSError(f"Could not write {self.path}: {reason}") from None
 
     def write(self, record):
-        self._writer.write(record)
+        self._guard(self._writer.write, record)
 
-    def close(self):
-        self._writer.close()
-        tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
+    def close(self, publish=True):
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            self._guard(writer.close)
+        if publish:
+            self.publish()
+
+    def publish(self):
+        """Renames the closed temporary file to the final name."""
+        tf.io.gfile.rename(self.tmp_path, self.path, overwrite=True)
+
+    def discard(self):
+        """Closes (ignoring errors) and removes the temporary file; the final name is untouched."""
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except tf.errors.OpError:
+                pass
+        if tf.io.gfile.exists(self.tmp_path):
+            tf.io.gfile.remove(self.tmp_path)

@@ -19,7 +19,7 @@ from absl import flags, logging
 from electra_tf import hparams as hparams_lib
 
 # What the library raises for bad input; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, OSError)  # OSError: missing files, a full disk, permissions, ...
 _HELP = ("-h", "--help", "-help", "--helpfull", "--helpshort")
 
 

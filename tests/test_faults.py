@@ -320,3 +320,21 @@ def test_finetuning_learns_a_learnable_task(data_dir):
     )
     accuracy = results[0]["pairs"]["accuracy"]
     assert accuracy >= majority + 15.0, (accuracy, majority)
+
+
+def test_data_without_dataset_info_needs_the_explicit_hparam(data_dir, tmp_path):
+    """10.5: shards without dataset_info.json (a killed build) used to be accepted silently."""
+    other = str(tmp_path)
+    tf.io.gfile.makedirs(f"{other}/pretrain_tfrecords")
+    for name in tf.io.gfile.listdir(f"{data_dir}/pretrain_tfrecords"):
+        if name.startswith("pretrain_data"):
+            tf.io.gfile.copy(
+                f"{data_dir}/pretrain_tfrecords/{name}", f"{other}/pretrain_tfrecords/{name}"
+            )
+    tf.io.gfile.copy(f"{data_dir}/vocab.txt", f"{other}/vocab.txt")
+    with pytest.raises(ValueError, match="allow_missing_dataset_info"):
+        Pretrainer(_pretrain_config(other))
+    pretrainer = Pretrainer(_pretrain_config(other, allow_missing_dataset_info=True))
+    assert pretrainer.data_info is None
+    with pytest.raises(ValueError, match="'on_corrupt_shard' must be one of 'error', 'skip'"):
+        _pretrain_config(other, on_corrupt_shard="ignore")

@@ -147,6 +147,13 @@ class PretrainingConfig(hp.HParams):
         # Log losses and throughput (and write TensorBoard scalars) every this many
         # training steps, averaged over them; a host loop ends at each logging step.
         self.log_every_steps = 100
+        # Accept TFRecords without dataset_info.json (e.g. built by the reference code); their
+        # vocabulary and max_seq_length are then not checked. Without it such data is refused:
+        # the builder writes dataset_info.json last, so data without it is an incomplete build.
+        self.allow_missing_dataset_info = False
+        # A truncated record or bad CRC in a shard: "error" fails naming the shard; "skip" skips
+        # the shard's unreadable remainder with a warning naming it and the bytes lost.
+        self.on_corrupt_shard = "error"
 
         # update defaults with passed-in hyperparameters
         self.update(hparams)
@@ -215,6 +222,7 @@ class PretrainingConfig(hp.HParams):
         self.check_choice("mask_strategy", masking.STRATEGIES)
         self.check_choice("mixed_precision", MIXED_PRECISION_POLICIES)
         self.check_choice("strategy", STRATEGIES)
+        self.check_choice("on_corrupt_shard", ("error", "skip"))
         self.check_positive(
             "learning_rate",
             "iterations_per_loop",

@@ -67,7 +67,10 @@ class Pretrainer:
         )
         self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)
         self.data_info = input_pipeline.check_dataset_info(
-            config.pretrain_tfrecords, config.vocab_file, config.max_seq_length
+            config.pretrain_tfrecords,
+            config.vocab_file,
+            config.max_seq_length,
+            allow_missing_info=config.allow_missing_dataset_info,
         )
         self.with_word_starts = bool(
             self.data_info and "is_word_start" in self.data_info["features"]
@@ -105,6 +108,7 @@ class Pretrainer:
                 is_training=is_training,
                 with_word_starts=self.with_word_starts,
                 input_context=input_context,
+                on_corrupt_shard=self.config.on_corrupt_shard,
             )
 
         return dataset_fn

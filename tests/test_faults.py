@@ -13,7 +13,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_pretraining_data
+from conftest import REPO_ROOT, build_pretraining_data
 
 from electra_tf.conversion import cli as convert_cli
 from electra_tf.finetuning import runner as runner_lib
@@ -338,3 +338,50 @@ def test_data_without_dataset_info_needs_the_explicit_hparam(data_dir, tmp_path)
     assert pretrainer.data_info is None
     with pytest.raises(ValueError, match="'on_corrupt_shard' must be one of 'error', 'skip'"):
         _pretrain_config(other, on_corrupt_shard="ignore")
+
+
+def test_sigkill_at_a_random_point_then_rerun_is_bit_identical(data_dir):
+    """A real SIGKILL of run_pretraining.py somewhere after its first checkpoint; the same command
+    again finishes with exactly the weights of an uninterrupted run (the dead run's lock is taken
+    over)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hparams = dict(model_hparam_overrides=TINY, vocab_size=len(SPECIALS + WORDS), max_seq_length=32)
+    hparams.update(train_batch_size=8, num_train_steps=8, num_warmup_steps=1)
+    hparams.update(save_checkpoints_steps=2, iterations_per_loop=1)
+    env = {**os.environ, "TF_DETERMINISTIC_OPS": "1", "PYTHONPATH": REPO_ROOT}
+
+    def command(name):
+        return [
+            sys.executable,
+            os.path.join(REPO_ROOT, "run_pretraining.py"),
+            f"--data_dir={data_dir}",
+            f"--model_name={name}",
+            f"--hparams={json.dumps(hparams)}",
+        ]
+
+    victim = subprocess.Popen(command("killed"), env=env, stderr=subprocess.DEVNULL)
+    first = f"{data_dir}/models/killed/ckpt-2.index"
+    deadline = time.time() + 600
+    while not os.path.exists(first) and time.time() < deadline and victim.poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 1.5))
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = tf.train.latest_checkpoint(f"{data_dir}/models/killed")
+    for name in ("killed", "straight"):
+        done = subprocess.run(command(name), env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+    a = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{data_dir}/models/killed"))
+    b = tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{data_dir}/models/straight"))
+    keys = list(
+        model_dir_lib.checkpoint_variables(
+            tf.train.latest_checkpoint(f"{data_dir}/models/straight")
+        ).values()
+    )
+    assert keys and killed_at is not None
+    for key in keys:
+        np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)

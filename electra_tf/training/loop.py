@@ -262,8 +262,10 @@ class TrainLoop:
                 f"({self.manager.latest_checkpoint}) is kept. Lower the learning rate or check "
                 "the data."
             )
-        path = self.manager.save(checkpoint_number=self.optimizer.iterations)
+        # The input position first: the model checkpoint is what marks a step as saved, so a
+        # run killed between the two writes resumes from the previous, complete pair.
         self.input_manager.save(checkpoint_number=self.optimizer.iterations)
+        path = self.manager.save(checkpoint_number=self.optimizer.iterations)
         if not self.is_chief:
             tf.io.gfile.rmtree(self.manager.directory)
         logging.info("Saved checkpoint %s", path)

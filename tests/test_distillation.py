@@ -1,9 +1,10 @@
 """run_distillation: a MobileBERT student distilled from a teacher through the command, resumed
 bit-identically, stage 1 learning, teachers read from every source, LAMB's schedule, clear
-errors."""
+errors; the distilled model dir fine-tuned by run_finetuning and exported as a SavedModel."""
 
 import json
 import os
+import random
 
 import numpy as np
 import pytest
@@ -12,7 +13,10 @@ from test_pretraining import _synthetic_data
 
 import run_distillation
 from electra_tf.conversion import mobilebert as mobilebert_lib
+from electra_tf.conversion import saved_model
 from electra_tf.conversion import teacher as teacher_lib
+from electra_tf.finetuning import runner as runner_lib
+from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.modeling.mobilebert import MobileBertConfig
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.distiller import DistillationHParams, Distiller
@@ -263,3 +267,74 @@ def test_teacher_errors_are_one_line(data_dir, tmp_path, capsys):
     assert "Unknown hparam 'first_num_train_steps'" in _fails(
         capsys, data_dir, first_num_train_steps=10
     )
+
+
+# ----- fine-tuning the distilled student ----------------------------------------------------------
+
+
+def _classification_task(data_dir):
+    """Sentences about cats (label 1) or dogs (label 0): learnable from their first word."""
+    rng = random.Random(0)
+    folder = f"{data_dir}/finetuning_data/pets"
+    os.makedirs(folder, exist_ok=True)
+    for split, n in (("train", 96), ("dev", 32)):
+        rows = ["text,label\n"]
+        for _ in range(n):
+            label = rng.randrange(2)
+            animal = "cat" if label else "dog"
+            # First, so that [CLS] sees it through the trigram embedding from the start.
+            words = [animal, rng.choice(["the", "a", "big", "red"]), rng.choice(["sat", "ran"])]
+            words += rng.sample(["on", "to", "the", "mat", "house", "."], 3)
+            rows.append(f"{' '.join(words)},{label}\n")
+        with open(f"{folder}/{split}.csv", "w") as f:
+            f.writelines(rows)
+    return {
+        "kind": "classification",
+        "format": "csv",
+        "header": True,
+        "text_a": "text",
+        "label": "label",
+        "files": {"train": "train.csv", "dev": "dev.csv"},
+    }
+
+
+def test_finetuning_a_distilled_student(distilled, data_dir, tmp_path):
+    config = FinetuningConfig(
+        "student",
+        data_dir,
+        task_names=["pets"],
+        pets=_classification_task(data_dir),
+        max_seq_length=32,
+        train_batch_size=16,
+        eval_batch_size=16,
+        predict_batch_size=16,
+        learning_rate=3e-3,
+        num_train_epochs=8.0,
+        iterations_per_loop=12,
+        save_checkpoints_steps=12,
+    )
+    runner = runner_lib.FinetuningRunner(config)
+    task = runner.tasks[0]
+    arrays = runner.split(task, "train", is_training=True).arrays
+    model, optimizer = runner.build(task, 1, 48)
+    train_loop = runner.train_loop(task, 1, model, optimizer, arrays, 48)
+    # Every encoder weight comes from the distilled student's checkpoint, by name.
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(distilled))
+    for v in model.encoder.trainable_variables:
+        np.testing.assert_array_equal(
+            v.numpy(), reader.get_tensor(model_dir_lib.checkpoint_key(v.path)), err_msg=v.path
+        )
+    first = train_loop.train(stop_at=12)["loss_per_example"]
+    last = train_loop.train()["loss_per_example"]
+    assert last < 0.5 * first
+    predict = runner.predictor(model, task.kind)
+    accuracy = runner.evaluate(task, predict)["accuracy"]
+    assert accuracy >= 90.0  # percent
+    # The fine-tuned MobileBERT exports to a SavedModel that reads raw strings.
+    folder = config.model_dir.format(task="pets", trial=1)
+    assert model_dir_lib.read(folder, model_dir_lib.ENCODER_CONFIG)["model_type"] == "mobilebert"
+    finetuned = saved_model.load_finetuned_model(folder, f"{data_dir}/vocab.txt")
+    finetuned.export_saved_model(str(tmp_path / "export"))
+    serve = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
+    out = serve(text_a=tf.constant(["cat the sat on the mat .", "dog a ran to the house ."]))
+    assert out["labels"].numpy().tolist() == [b"1", b"0"]

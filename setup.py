@@ -8,6 +8,7 @@ SCRIPTS = [
     "build_pretraining_dataset",
     "run_pretraining",
     "run_finetuning",
+    "run_distillation",
 ]
 
 setuptools.setup(
@@ -50,6 +51,7 @@ setuptools.setup(
             "electra-build-pretraining-dataset=build_pretraining_dataset:run",
             "electra-pretrain=run_pretraining:run",
             "electra-finetune=run_finetuning:run",
+            "electra-distill=run_distillation:run",
             "electra-learn-vocab=electra_tf.vocab:run",
             "electra-demo=electra_tf.demo:run",
             "electra-convert=electra_tf.conversion.cli:run",

@@ -33,7 +33,7 @@ import tensorflow as tf
 from electra_tf import fileio, tokenization
 from electra_tf.finetuning.model import FinetuningModel, build_finetuning_model
 from electra_tf.finetuning.tasks import Task
-from electra_tf.modeling import EncoderConfig
+from electra_tf.modeling import networks
 from electra_tf.training import model_dir as model_dir_lib
 
 # gelu(x) == x in float32 for x >= this (erf(x / sqrt(2)) rounds to 1).
@@ -202,6 +202,11 @@ def save_sequence_classifier(model, output_dir, vocab_file, label_list=None, do_
     from electra_tf.conversion import huggingface  # pylint: disable=import-outside-toplevel
 
     encoder = model.encoder
+    if isinstance(encoder.config, networks.MobileBertConfig):
+        raise ValueError(
+            "A fine-tuned MobileBERT exports to a SavedModel (--to saved_model); the Hugging Face "
+            "sequence classifier export is ELECTRA's only."
+        )
     last = f"{encoder.name}/layer_{encoder.config.num_hidden_layers - 1}/output_layer_norm/"
     values = {v.path: v.numpy() for v in encoder.variables}
     head = model.head.dense
@@ -294,7 +299,7 @@ def load_finetuned_model(path, vocab_file=None):
         labels=info["label_list"],
         regression_range=info["regression_range"],
     )
-    encoder_config = EncoderConfig.from_dict(files[model_dir_lib.ENCODER_CONFIG])
+    encoder_config = networks.encoder_config_from_dict(files[model_dir_lib.ENCODER_CONFIG])
     model = build_finetuning_model(encoder_config, task)
     model.build_all(info["max_seq_length"])
     checkpoint = model_dir_lib.restore_variables(model.trainable_variables, path, "--input")

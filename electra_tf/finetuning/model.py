@@ -12,7 +12,7 @@ as in the pre-training checkpoint (`electra/layer_0/...`); heads are named
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling import TransformerEncoder
+from electra_tf.modeling import networks
 from electra_tf.modeling.task_heads import SentenceHead, SpanQAHead, TaggingHead, cross_entropy
 
 KINDS = ("classification", "regression", "tagging", "span_qa")
@@ -135,4 +135,5 @@ def build_finetuning_model(encoder_config, task, config=None):
             config.answerable_weight,
             name=name,
         )
-    return FinetuningModel(TransformerEncoder(encoder_config, name="electra"), head, task.kind)
+    encoder = networks.build_encoder(encoder_config, name="electra")  # BERT/ELECTRA or MobileBERT
+    return FinetuningModel(encoder, head, task.kind)

@@ -31,7 +31,7 @@ from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.model import build_finetuning_model, label_keys
-from electra_tf.modeling import EncoderConfig
+from electra_tf.modeling import networks
 from electra_tf.training import distribution, loop, optimization
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -208,7 +208,7 @@ class FinetuningRunner:
             config, strategy, ("train_batch_size", "eval_batch_size", "predict_batch_size")
         )
         self.is_chief = distribution.is_chief(self.strategy)
-        self.encoder_config = EncoderConfig.from_dict(config.model_hparams())
+        self.encoder_config = networks.encoder_config_from_dict(config.model_hparams())
         if config.max_seq_length > self.encoder_config.max_position_embeddings:
             raise ValueError(
                 f"max_seq_length {config.max_seq_length} exceeds the encoder's "
@@ -413,7 +413,9 @@ class FinetuningRunner:
             )
         if self.is_chief:
             model_dir_lib.write(
-                model_dir, model_dir_lib.ENCODER_CONFIG, self.encoder_config.to_dict()
+                model_dir,
+                model_dir_lib.ENCODER_CONFIG,
+                networks.encoder_config_to_dict(self.encoder_config),
             )
             model_dir_lib.write(model_dir, model_dir_lib.FINETUNE_CONFIG, config.to_dict())
             info = task_info(task, config, arrays)

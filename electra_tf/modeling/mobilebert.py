@@ -852,6 +852,9 @@ class MobileBertForPreTraining(keras.Model):
 
     Args:
       config: a `MobileBertConfig` (or its dict form).
+      encoder_name: the encoder's layer name; "electra" makes a student whose encoder,
+        built on its own (`build_parts`), has the paths fine-tuning restores
+        (`electra/layer_0/...`).
 
     `call(inputs, training=None, return_attention_scores=False)` returns the encoder's dict
     (see `MobileBertEncoder`) plus, when `inputs` holds `masked_lm_positions` [B, P],
@@ -867,16 +870,24 @@ class MobileBertForPreTraining(keras.Model):
     TensorShape([1, 1, 20])
     """
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, encoder_name="encoder", **kwargs):
         kwargs.setdefault("name", "mobilebert")
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = MobileBertConfig.from_dict(config)
         self.config = config
-        self.encoder = MobileBertEncoder(config, dtype=self.dtype_policy, name="encoder")
+        self.encoder_name = encoder_name
+        self.encoder = MobileBertEncoder(config, dtype=self.dtype_policy, name=encoder_name)
         self.mlm_head = masked_lm_head_for(self.encoder, dtype=self.dtype_policy, name="mlm_head")
 
     def build(self, inputs_shape=None):
+        self.encoder.build()
+        self.mlm_head.build((None, None, self.config.hidden_size))
+        self.built = True
+
+    def build_parts(self):
+        """Builds the encoder and the head each on its own, so that their variable paths start
+        with their own names (`electra/...`, `mlm_head/...`) rather than the model's."""
         self.encoder.build()
         self.mlm_head.build((None, None, self.config.hidden_size))
         self.built = True
@@ -892,4 +903,7 @@ class MobileBertForPreTraining(keras.Model):
         return outputs
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name}
+        config = {"config": self.config.to_dict(), "name": self.name}
+        if self.encoder_name != "encoder":
+            config["encoder_name"] = self.encoder_name
+        return config

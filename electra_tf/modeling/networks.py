@@ -6,6 +6,10 @@ itself, or none for a uniform generator), the generator's masked-LM head tied to
 word embeddings, and the discriminator's replaced-token head. The reference's layout: one
 `Embeddings` shared by generator and discriminator unless `untied_generator_embeddings`.
 
+`build_encoder` makes the encoder an `encoder_config.json` describes: a `TransformerEncoder`, or a
+`MobileBertEncoder` when the file says `"model_type": "mobilebert"` (what the distiller writes);
+`encoder_config_from_dict` / `encoder_config_to_dict` read and write that file's dict.
+
 Example:
 
 >>> from electra_tf.modeling import EncoderConfig, networks
@@ -24,6 +28,7 @@ from electra_tf.modeling.config import EncoderConfig
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, MaskedLMHead
+from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertEncoder
 
 # Layer names: the reference's top-level variable scopes.
 DISCRIMINATOR = "electra"
@@ -100,6 +105,48 @@ def build_pretraining_networks(
             name=DISCRIMINATOR_HEAD,
         )
     return PretrainingNetworks(discriminator, generator, generator_head, discriminator_head)
+
+
+# The `model_type` key of encoder_config.json; absent means a BERT/ELECTRA `EncoderConfig`.
+MODEL_TYPE = "model_type"
+MOBILEBERT = "mobilebert"
+_MODEL_TYPES = ("electra", "bert", MOBILEBERT)
+
+
+def encoder_config_from_dict(values):
+    """An `encoder_config.json` dict -> `EncoderConfig`, or `MobileBertConfig` for
+    `"model_type": "mobilebert"`; configs pass through unchanged."""
+    if isinstance(values, (EncoderConfig, MobileBertConfig)):
+        return values
+    values = dict(values)
+    model_type = values.pop(MODEL_TYPE, None)
+    if model_type is not None and model_type not in _MODEL_TYPES:
+        raise ValueError(
+            f"Unknown encoder model_type {model_type!r}; expected one of {', '.join(_MODEL_TYPES)}."
+        )
+    if model_type == MOBILEBERT:
+        return MobileBertConfig.from_dict(values)
+    return EncoderConfig.from_dict(values)
+
+
+def encoder_config_to_dict(config):
+    """The `encoder_config.json` dict of a config (`model_type` only for MobileBERT)."""
+    values = config.to_dict()
+    if isinstance(config, MobileBertConfig):
+        values[MODEL_TYPE] = MOBILEBERT
+    return values
+
+
+def build_encoder(config, name=DISCRIMINATOR):
+    """The (unbuilt) encoder of an `EncoderConfig`, a `MobileBertConfig` or their dict form.
+
+    Both kinds return `sequence_output`, `pooled_output`, `embedding_output` and
+    `encoder_outputs`, so task heads take either.
+    """
+    config = encoder_config_from_dict(config)
+    if isinstance(config, MobileBertConfig):
+        return MobileBertEncoder(config, name=name)
+    return TransformerEncoder(config, name=name)
 
 
 def _config(config):

@@ -248,16 +248,22 @@ def init_student_from_teacher(student, teacher):
       student, teacher: `MobileBertForPreTraining` models (a BERT teacher is one too).
 
     Returns:
-      The student's paths (inside the model) copied, sorted.
+      The paths copied, sorted, as "encoder/<path inside the encoder>" and
+      "mlm_head/<path inside the head>".
     """
     same_norm = student.config.normalization_type == teacher.config.normalization_type
 
     def local(model):
-        return {
-            v.path.split("/", 1)[1]: v
-            for v in model.variables
-            if not v.path.endswith("seed_generator_state")
-        }
+        # {"encoder/..." or "mlm_head/...": variable}, whatever the layers' names and however
+        # the model was built (`build` or `build_parts`).
+        paths = {}
+        for layer, prefix in ((model.encoder, "encoder"), (model.mlm_head, "mlm_head")):
+            marker = f"/{layer.name}/"
+            for v in layer.variables:
+                full = f"/{v.path}"
+                if marker in full and not v.path.endswith("seed_generator_state"):
+                    paths[f"{prefix}/{full.split(marker, 1)[1]}"] = v
+        return paths
 
     teacher_variables = local(teacher)
     copied = []

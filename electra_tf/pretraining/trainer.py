@@ -27,7 +27,7 @@ EVAL_METRICS = (
 )
 
 
-def _vocab_facts(config):
+def vocab_facts(config):
     """[MASK] id, the ids never masked, and the ids of '##' continuation pieces."""
     tokenizer = tokenization.FullTokenizer(config.vocab_file, config.do_lower_case)
     vocab = tokenizer.vocab
@@ -77,7 +77,7 @@ class Pretrainer:
         )
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
             logging.info("Whole-word masking from '##' WordPiece continuation pieces.")
-        mask_id, special_ids, continuation_ids = _vocab_facts(config)
+        mask_id, special_ids, continuation_ids = vocab_facts(config)
         keras.utils.set_random_seed(config.seed)  # the same initial weights and dropout streams
         with self.strategy.scope():
             self.model = build_pretraining_model(config, mask_id, special_ids, continuation_ids)

@@ -56,3 +56,18 @@ def build_pretraining_data(data_dir, max_seq_length, **options):
     )
     settings.update(options)
     return pretraining_data.build_dataset(pretraining_data.BuildOptions(**settings))
+
+
+@pytest.fixture(autouse=True)
+def _absl_logs_reach_caplog():
+    """absl's logger propagates INFO records to the root logger (where `caplog` listens), whatever
+    an earlier test or library call did to its level or propagation."""
+    import logging  # pylint: disable=import-outside-toplevel
+
+    logger = logging.getLogger("absl")
+    saved = (logger.propagate, logger.level)
+    logger.propagate = True
+    logger.setLevel(logging.INFO)
+    yield
+    logger.propagate, level = saved
+    logger.setLevel(level)

@@ -81,6 +81,9 @@ class FinetuningConfig(hp.HParams):
         self.warmup_proportion = 0.1
         self.save_checkpoints_steps = 1000000
         self.iterations_per_loop = 1000
+        # Beyond the reference: log progress (rate, ETA; TensorBoard) every this many steps; a host
+        # loop ends at each, so a long task shows progress whatever iterations_per_loop is.
+        self.log_every_steps = 10
         self.keep_checkpoint_max = 5
 
         # writing model outputs
@@ -226,6 +229,7 @@ class FinetuningConfig(hp.HParams):
             "predict_batch_size",
             "num_trials",
             "vocab_size",
+            "log_every_steps",
         )
         if not self.task_names:
             raise ValueError("task_names must be a non-empty list of task names")

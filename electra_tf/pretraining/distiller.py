@@ -90,6 +90,7 @@ class DistillationHParams(hp.HParams):
         self.max_predictions_per_seq = 20
         self.save_checkpoints_steps = 1000
         self.iterations_per_loop = 1000
+        self.log_every_steps = 100  # progress, rate and ETA; a host loop ends at each
         self.max_eval_steps = 100
         self.use_tpu = False
         self.tpu_name = None
@@ -159,6 +160,7 @@ class DistillationHParams(hp.HParams):
             "max_predictions_per_seq",
             "save_checkpoints_steps",
             "iterations_per_loop",
+            "log_every_steps",
             "max_eval_steps",
             "num_distill_steps",
         )

@@ -140,7 +140,6 @@ class Pretrainer:
             settings = loop.LoopSettings.from_config(
                 config, config.model_dir, config.num_train_steps, config.seed
             )
-            settings.log_every_steps = config.log_every_steps
             self._loop = loop.TrainLoop(
                 self.strategy,
                 self.model,

@@ -35,9 +35,10 @@ class LoopSettings:
     tokens_per_example: int = 1
     summary_dir: str = None
     # Log (and write summaries) every this many steps, averaged over them; None: every host loop.
+    # A host loop ends at each logging step. Host-loop boundaries depend on steps only (never on
+    # time): the same step run inside a longer or shorter host loop can round differently, and a
+    # resumed run must cut its loops where the uninterrupted run did to be bit-identical.
     log_every_steps: int = None
-    # ... and at least this often: host loops are cut so that progress (rate, ETA) shows.
-    log_every_seconds: float = 30.0
 
     @classmethod
     def from_config(cls, config, model_dir, num_train_steps, seed):
@@ -52,6 +53,7 @@ class LoopSettings:
             jit_compile=config.jit_compile,
             global_batch_size=config.train_batch_size,
             tokens_per_example=config.max_seq_length,
+            log_every_steps=config.log_every_steps,
         )
 
 
@@ -210,16 +212,12 @@ class TrainLoop:
         means = {}
         every = settings.log_every_steps
         window, window_steps, window_start = {}, 0, None  # what the next log line averages
-        steps_per_log = 1  # grows to what fits in log_every_seconds once a call is timed
         while step < settings.num_train_steps:
             next_save = (
                 step // settings.save_checkpoints_steps + 1
             ) * settings.save_checkpoints_steps
             num_steps = min(
-                settings.iterations_per_loop,
-                next_save - step,
-                settings.num_train_steps - step,
-                steps_per_log,
+                settings.iterations_per_loop, next_save - step, settings.num_train_steps - step
             )
             if every:  # a host loop ends at each logging step
                 num_steps = min(num_steps, (step // every + 1) * every - step)
@@ -227,8 +225,6 @@ class TrainLoop:
             window_start = window_start or loop_start
             means, non_finite = self._loop_fn(tf.constant(num_steps))
             means = {k: float(v) for k, v in means.items()}
-            elapsed = max(time.time() - loop_start, 1e-9)
-            steps_per_log = max(1, int(num_steps / elapsed * settings.log_every_seconds))
             if int(non_finite) or not math.isfinite(means["loss"]):
                 raise NonFiniteLossError(
                     f"Loss became non-finite between steps {step} and {step + num_steps} "
@@ -239,9 +235,8 @@ class TrainLoop:
             window = {k: window.get(k, 0.0) + v * num_steps for k, v in means.items()}
             window_steps += num_steps
             stopping = stop_at is not None and step >= stop_at
-            overdue = time.time() - window_start >= settings.log_every_seconds
             finished = step >= settings.num_train_steps or stopping
-            if not every or step % every == 0 or finished or overdue:
+            if not every or step % every == 0 or finished:
                 window_means = {k: v / window_steps for k, v in window.items()}
                 seconds = time.time() - window_start
                 self._log(step, window_means, window_steps, seconds, start_step, start_time)

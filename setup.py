@@ -52,6 +52,7 @@ setuptools.setup(
             "electra-learn-vocab=electra_tf.vocab:run",
             "electra-demo=electra_tf.demo:run",
             "electra-convert=electra_tf.conversion.cli:run",
+            "electra-score=electra_tf.pretraining.scoring:run",
         ]
     },
 )

@@ -63,7 +63,7 @@ class PretrainingModel(keras.Model):
     >>> model.build_all()
     >>> out = model.compute(model.dummy_features(), tf.constant([1, 2], tf.int64), False)
     >>> sorted(out)[:3]
-    ['disc_labels', 'disc_loss', 'disc_preds']
+    ['disc_labels', 'disc_loss', 'disc_per_example_loss']
     """
 
     def __init__(

@@ -38,7 +38,7 @@ def _golden():
     return folder, hparams, expected
 
 
-def test_golden_electric_step_reproduced(caplog):
+def test_golden_electric_step_reproduced(caplog, tmp_path):
     folder, hparams, expected = _golden()
     model = reference.load_reference_checkpoint(
         folder, hparams, vocab_file=os.path.join(folder, "vocab.txt")
@@ -79,6 +79,15 @@ def test_golden_electric_step_reproduced(caplog):
     worst = {k: float(np.max(np.abs(v))) for k, v in errors.items()}
     assert max(worst.values()) < 1e-5, worst
     np.testing.assert_array_equal(out["disc_labels"].numpy(), expected["disc_labels"])
+    # Converted to a run_pretraining.py model directory (what `electra-convert --from reference
+    # --to ours` writes) and read back: the same step.
+    target = str(tmp_path / "models" / "electric")
+    reference.save_model_dir(model, target, vocab_file=os.path.join(folder, "vocab.txt"))
+    again = reference.load_model_dir(target, os.path.join(target, "vocab.txt")).compute_masked(
+        features, masked, training=False, fake_input_ids=tf.constant(expected["fake_input_ids"])
+    )
+    np.testing.assert_allclose(again["loss"].numpy(), expected["total_loss"], rtol=1e-6)
+    np.testing.assert_allclose(again["disc_probs"].numpy(), expected["disc_probs"], atol=1e-6)
     # A wrong objective fails the same check: without the log q + log-odds correction (ELECTRA's
     # logit) the probabilities are far off, and so is a cloze model that sees its own token.
     electra = reference.load_reference_checkpoint(

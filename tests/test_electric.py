@@ -91,12 +91,20 @@ def test_golden_electric_step_reproduced(caplog, tmp_path):
     # A wrong objective fails the same check: without the log q + log-odds correction (ELECTRA's
     # logit) the probabilities are far off, and so is a cloze model that sees its own token.
     electra = reference.load_reference_checkpoint(
-        folder, {**hparams, "electric_objective": False, "electra_objective": True}
+        folder,
+        {**hparams, "electric_objective": False, "electra_objective": True},
+        vocab_file=os.path.join(folder, "vocab.txt"),
     )
     plain = electra.compute_masked(
         features, masked, training=False, fake_input_ids=tf.constant(expected["fake_input_ids"])
     )
     assert np.max(np.abs(plain["disc_probs"].numpy() - expected["disc_probs"])) > 0.1
+    # ... which is ELECTRA with the cloze generator: its labels and its uncorrected logit.
+    fake = expected["fake_input_ids"]
+    np.testing.assert_array_equal(plain["disc_labels"].numpy(), fake != expected["input_ids"])
+    logits = electra({**features, "input_ids": tf.constant(fake)}).numpy()
+    np.testing.assert_allclose(plain["disc_probs"].numpy(), 1 / (1 + np.exp(-logits)), atol=1e-6)
+    np.testing.assert_allclose(plain["cloze_loss"].numpy(), expected["cloze_loss"], atol=1e-5)
 
 
 def test_towers_see_both_sides_but_never_the_token_itself():

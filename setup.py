@@ -56,6 +56,7 @@ setuptools.setup(
             "electra-demo=electra_tf.demo:run",
             "electra-convert=electra_tf.conversion.cli:run",
             "electra-plot=electra_tf.plots:run",
+            "electra-score=electra_tf.pretraining.scoring:run",
         ]
     },
 )

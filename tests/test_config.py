@@ -177,8 +177,16 @@ def test_unknown_hparam_names_closest_key():
         PretrainingConfig("m", "/d", mask_strategy="span")
     with pytest.raises(ValueError, match="did you mean 'hidden_size'"):
         PretrainingConfig("m", "/d", model_hparam_overrides={"hiden_size": 3})
-    with pytest.raises(ValueError, match="electric_objective is not implemented"):
+    # Electric and the two-tower generator: the combinations the reference runs, others refused.
+    with pytest.raises(ValueError, match="electric_objective needs two_tower_generator true"):
         PretrainingConfig("m", "/d", electric_objective=True)
+    for bad in ({"uniform_generator": True}, {"untied_generator": False}):
+        with pytest.raises(ValueError, match="two_tower_generator needs untied_generator true"):
+            PretrainingConfig("m", "/d", two_tower_generator=True, **bad)
+    with pytest.raises(ValueError, match="two_tower_generator is a generator for a discrimin"):
+        PretrainingConfig("m", "/d", two_tower_generator=True, electra_objective=False)
+    PretrainingConfig("m", "/d", electric_objective=True, two_tower_generator=True)
+    PretrainingConfig("m", "/d", two_tower_generator=True)  # ELECTRA with the cloze generator
 
 
 def test_load_hparams_from_string_file_and_none():

@@ -434,7 +434,7 @@ def test_eval_disc_loss_is_the_mean_of_per_example_means():
     [
         ("num_tpu_cores", 8, "num_tpu_cores is not used: TPUStrategy finds"),
         ("tpu_job_name", "tpu_worker", "tpu_job_name is not used: the TPU cluster resolver"),
-        ("two_tower_generator", True, "two_tower_generator is not implemented"),
+        ("electric_objective", True, "electric_objective needs two_tower_generator true"),
         ("log_every_steps", 0, "'log_every_steps' must be positive"),
         ("log_every_steps", "10", "'log_every_steps' must be an integer"),
     ],

@@ -27,7 +27,16 @@ from electra_tf.pretraining.trainer import create_optimizer
 from electra_tf.training import model_dir as model_dir_lib
 
 # Top-level scopes of a PretrainingModel's variable paths.
-PARTS = ("electra", "generator", "generator_predictions", "discriminator_predictions")
+PARTS = (
+    "electra",
+    "generator",
+    "generator_predictions",
+    "discriminator_predictions",
+    # Electric's two-tower cloze generator
+    "generator_ltr",
+    "generator_rtl",
+    "cloze_predictions",
+)
 # Hparams that fix the model's variables: what `run_pretraining.py` must be given to resume.
 ARCHITECTURE_HPARAMS = (
     "model_size",
@@ -35,6 +44,8 @@ ARCHITECTURE_HPARAMS = (
     "vocab_size",
     "embedding_size",
     "electra_objective",
+    "electric_objective",
+    "two_tower_generator",
     "uniform_generator",
     "untied_generator",
     "untied_generator_embeddings",
@@ -253,17 +264,33 @@ def read_reference_config(path, hparams=None):
     gen = _reference_sizes(shapes, "generator")
     has_disc_head = "discriminator_predictions/dense/kernel" in shapes
     has_gen_head = "generator_predictions/output_bias" in shapes
-    if not (has_disc_head or has_gen_head):
+    two_tower = _reference_sizes(shapes, "generator_ltr")
+    if two_tower is not None:
+        # Electric (or ELECTRA with the two-tower generator: the variables are the same; pass
+        # {"electric_objective": false} for the latter).
+        if not has_disc_head or "cloze_predictions/output_bias" not in shapes:
+            raise ValueError(
+                f"{path} has generator_ltr but no discriminator_predictions or cloze_predictions: "
+                "not a complete two-tower (Electric) checkpoint."
+            )
+        gen = two_tower
+        structure = {
+            "electric_objective": True,
+            "two_tower_generator": True,
+            "untied_generator_embeddings": "vocab_size" in gen,
+        }
+    elif not (has_disc_head or has_gen_head):
         raise ValueError(
             f"{path} has neither discriminator_predictions nor generator_predictions: "
             "not a pre-training checkpoint."
         )
-    structure = {
-        "electra_objective": has_disc_head,
-        "uniform_generator": not has_gen_head,
-        "untied_generator": gen is not None,
-        "untied_generator_embeddings": bool(gen and "vocab_size" in gen),
-    }
+    else:
+        structure = {
+            "electra_objective": has_disc_head,
+            "uniform_generator": not has_gen_head,
+            "untied_generator": gen is not None,
+            "untied_generator_embeddings": bool(gen and "vocab_size" in gen),
+        }
     if gen is not None:
         gen.setdefault("embedding_size", disc["embedding_size"])
         gen.update(

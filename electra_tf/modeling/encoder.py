@@ -1,10 +1,13 @@
 """BERT/ELECTRA transformer encoder: embeddings, optional projection, blocks."""
 
 import keras
+import tensorflow as tf
 
 from electra_tf.modeling.config import EncoderConfig
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.transformer import TransformerBlock
+
+ATTENTION_DIRECTIONS = (None, "ltr", "rtl")
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -16,6 +19,10 @@ class TransformerEncoder(keras.layers.Layer):
       embeddings: an `Embeddings` to use instead of making one, e.g. the
         discriminator's, so that ELECTRA's generator shares it. Its width must
         be `config.embedding_size`.
+      attention_direction: None (bidirectional), "ltr" (token t attends to tokens <= t) or
+        "rtl" (tokens >= t): the towers of Electric's two-tower cloze generator, as the
+        reference's `BertModel(ltr=True / rtl=True)`, whose causal mask multiplies the padding
+        mask.
 
     When the embedding width E differs from `hidden_size` H, a per-encoder
     Dense `embeddings_project` (E -> H) follows the embeddings, as in ELECTRA
@@ -33,8 +40,14 @@ class TransformerEncoder(keras.layers.Layer):
       encoder_outputs: list of every block's output, [B, T, H] each.
     """
 
-    def __init__(self, config, embeddings=None, **kwargs):
+    def __init__(self, config, embeddings=None, attention_direction=None, **kwargs):
         super().__init__(**kwargs)
+        if attention_direction not in ATTENTION_DIRECTIONS:
+            raise ValueError(
+                f"attention_direction must be one of {ATTENTION_DIRECTIONS}, "
+                f"got {attention_direction!r}."
+            )
+        self.attention_direction = attention_direction
         if isinstance(config, dict):
             config = EncoderConfig.from_dict(config)
         self.config = config
@@ -89,6 +102,8 @@ class TransformerEncoder(keras.layers.Layer):
         if self.embeddings_project is not None:
             hidden_states = self.embeddings_project(hidden_states)  # [B, T, H]
         embedding_output = hidden_states
+        if self.attention_direction is not None:
+            input_mask = self._directional_mask(inputs["input_ids"], input_mask)
         encoder_outputs = []
         for block in self.blocks:
             hidden_states = block(hidden_states, input_mask=input_mask, training=training)
@@ -100,8 +115,21 @@ class TransformerEncoder(keras.layers.Layer):
             "encoder_outputs": encoder_outputs,
         }
 
+    def _directional_mask(self, input_ids, input_mask):
+        """[B, T, T]: query t sees key s if s is real and on its side (s <= t for "ltr")."""
+        length = tf.shape(input_ids)[1]
+        if input_mask is None:
+            input_mask = tf.ones_like(input_ids)
+        ones = tf.ones([length, length], tf.float32)
+        if self.attention_direction == "ltr":
+            causal = tf.linalg.band_part(ones, -1, 0)  # lower triangle, diagonal included
+        else:
+            causal = tf.linalg.band_part(ones, 0, -1)  # upper triangle, diagonal included
+        return tf.cast(input_mask, tf.float32)[:, None, :] * causal[None]
+
     def get_config(self):
         # A shared `embeddings` is not serialized: `from_config` makes its own.
         config = super().get_config()
         config["config"] = self.config.to_dict()
+        config["attention_direction"] = self.attention_direction
         return config

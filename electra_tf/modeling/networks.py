@@ -10,6 +10,13 @@ word embeddings, and the discriminator's replaced-token head. The reference's la
 `MobileBertEncoder` when the file says `"model_type": "mobilebert"` (what the distiller writes);
 `encoder_config_from_dict` / `encoder_config_to_dict` read and write that file's dict.
 
+`build_two_tower_networks` makes what `electra_tf.pretraining.model.ElectricModel` takes: the
+discriminator and its head as above, and Electric's two-tower cloze generator: a left-to-right and a
+right-to-left encoder (`generator_ltr`, `generator_rtl`, sharing the discriminator's embeddings
+unless untied) whose outputs, shifted one position (`two_tower_sequence_output`), predict each
+token from the tokens on both sides of it but never from itself, through `cloze_predictions`, a
+masked-LM head tied to the left-to-right tower's word embeddings.
+
 Example:
 
 >>> from electra_tf.modeling import EncoderConfig, networks
@@ -24,6 +31,8 @@ True
 
 import dataclasses
 
+import tensorflow as tf
+
 from electra_tf.modeling.config import EncoderConfig
 from electra_tf.modeling.embeddings import Embeddings
 from electra_tf.modeling.encoder import TransformerEncoder
@@ -35,6 +44,9 @@ DISCRIMINATOR = "electra"
 GENERATOR = "generator"
 GENERATOR_HEAD = "generator_predictions"
 DISCRIMINATOR_HEAD = "discriminator_predictions"
+GENERATOR_LTR = "generator_ltr"
+GENERATOR_RTL = "generator_rtl"
+CLOZE_HEAD = "cloze_predictions"
 
 
 @dataclasses.dataclass
@@ -151,3 +163,75 @@ def build_encoder(config, name=DISCRIMINATOR):
 
 def _config(config):
     return EncoderConfig.from_dict(config) if isinstance(config, dict) else config
+
+
+@dataclasses.dataclass
+class TwoTowerNetworks:
+    """Built (not yet called) networks of an Electric model (or ELECTRA with a two-tower generator).
+
+    generator_ltr, generator_rtl: the cloze generator's towers (left-to-right, right-to-left).
+    cloze_head: vocabulary logits from the towers' concatenated outputs, tied to the
+      left-to-right tower's word embeddings.
+    """
+
+    discriminator: TransformerEncoder
+    generator_ltr: TransformerEncoder
+    generator_rtl: TransformerEncoder
+    cloze_head: MaskedLMHead
+    discriminator_head: DiscriminatorHead
+
+
+def build_two_tower_networks(
+    discriminator_config, generator_config, *, untied_generator_embeddings=False
+):
+    """The networks of the reference's `two_tower_generator` (Electric's generator).
+
+    Args:
+      discriminator_config: `EncoderConfig` (or dict) of the discriminator.
+      generator_config: `EncoderConfig` (or dict) of each tower (the reference's generator config).
+      untied_generator_embeddings: each tower gets its own embeddings (`generator_ltr/embeddings`,
+        `generator_rtl/embeddings`); the cloze head is tied to the left-to-right tower's.
+
+    Example:
+
+    >>> from electra_tf.modeling import EncoderConfig, networks
+    >>> disc = EncoderConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+    ...                      num_attention_heads=2, intermediate_size=64)
+    >>> gen = EncoderConfig(vocab_size=100, embedding_size=32, hidden_size=8,
+    ...                     num_hidden_layers=1, num_attention_heads=1, intermediate_size=32)
+    >>> nets = networks.build_two_tower_networks(disc, gen)
+    >>> nets.generator_rtl.embeddings is nets.discriminator.embeddings
+    True
+    """
+    disc_config = _config(discriminator_config)
+    gen_config = _config(generator_config)
+    embeddings = Embeddings.from_encoder_config(disc_config, name="embeddings")
+    discriminator = TransformerEncoder(disc_config, embeddings=embeddings, name=DISCRIMINATOR)
+    shared = None if untied_generator_embeddings else embeddings
+    ltr = TransformerEncoder(
+        gen_config, embeddings=shared, attention_direction="ltr", name=GENERATOR_LTR
+    )
+    rtl = TransformerEncoder(
+        gen_config, embeddings=shared, attention_direction="rtl", name=GENERATOR_RTL
+    )
+    cloze_head = MaskedLMHead(
+        ltr.embeddings,
+        activation=disc_config.hidden_act,
+        initializer_range=disc_config.initializer_range,
+        name=CLOZE_HEAD,
+    )
+    discriminator_head = DiscriminatorHead(
+        activation=disc_config.hidden_act,
+        initializer_range=disc_config.initializer_range,
+        name=DISCRIMINATOR_HEAD,
+    )
+    return TwoTowerNetworks(discriminator, ltr, rtl, cloze_head, discriminator_head)
+
+
+def two_tower_sequence_output(generator_ltr, generator_rtl, inputs, training=None):
+    """[B, T, 2 Hg]: at position t, the left-to-right tower's output at t - 1 (it has seen tokens
+    up to t - 1) beside the right-to-left tower's at t + 1 (tokens from t + 1); the ends wrap
+    around, as in the reference's `roll`."""
+    ltr = generator_ltr(inputs, training=training)["sequence_output"]  # [B, T, Hg]
+    rtl = generator_rtl(inputs, training=training)["sequence_output"]  # [B, T, Hg]
+    return tf.concat([tf.roll(ltr, 1, axis=1), tf.roll(rtl, -1, axis=1)], -1)

@@ -57,7 +57,7 @@ def einsum_projection(layer, equation, output_shape, bias_axes, name):
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class SelfAttention(ConfigLayer):
-    """Multi-head scaled dot-product self-attention with a key padding mask.
+    """Multi-head scaled dot-product self-attention with a key padding (or [B, T, T]) mask.
 
     Query/key/value kernels are [H, heads, head_size] and the output kernel is
     [heads, head_size, H]: a reshape of BERT's [H, H] dense kernels, so
@@ -91,7 +91,8 @@ class SelfAttention(ConfigLayer):
         self.built = True
 
     def call(self, hidden_states, input_mask=None, training=None):
-        # hidden_states: [B, T, H]; input_mask: [B, T], 1 = real token, 0 = pad.
+        # hidden_states: [B, T, H]; input_mask: [B, T], 1 = real token, 0 = pad, or [B, T, T]
+        # (query t may attend key s where it is 1, e.g. a padding mask times a causal mask).
         # Scaling the query instead of the scores is the same math on fewer
         # elements ([B, T, N, D] instead of [B, N, T, T]).
         query = self.query(hidden_states) * (1.0 / math.sqrt(self.head_size))
@@ -100,8 +101,10 @@ class SelfAttention(ConfigLayer):
         scores = tf.einsum("btnd,bsnd->bnts", query, key)  # [B, N, T, T]
         scores = tf.cast(scores, tf.float32)
         if input_mask is not None:
-            adder = (1.0 - tf.cast(input_mask, tf.float32)) * _MASK_ADDER  # [B, T]
-            scores += adder[:, None, None, :]
+            mask = tf.cast(input_mask, tf.float32)  # [B, S] keys, or [B, T, S] per query
+            if mask.shape.rank == 2:
+                mask = mask[:, None, :]
+            scores += ((1.0 - mask) * _MASK_ADDER)[:, None, :, :]  # [B, 1, T or 1, S]
         probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
         probs = self.dropout(probs, training=training)
         context = tf.einsum("bnts,bsnd->btnd", probs, value)  # [B, T, N, D]
@@ -185,7 +188,7 @@ class TransformerBlock(ConfigLayer):
         self.built = True
 
     def call(self, hidden_states, input_mask=None, training=None):
-        # hidden_states: [B, T, H]; input_mask: [B, T] of 0/1.
+        # hidden_states: [B, T, H]; input_mask: [B, T] or [B, T, T] of 0/1 (see SelfAttention).
         attention_output = self.attention(hidden_states, input_mask=input_mask, training=training)
         attention_output = self.dropout(attention_output, training=training)
         hidden_states = self.attention_layer_norm(hidden_states + attention_output)

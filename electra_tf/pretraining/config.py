@@ -53,7 +53,9 @@ class PretrainingConfig(hp.HParams):
 
         # loss functions
         # ELECTRA (replaced-token detection) or Electric (cloze-style energy
-        # model)? If both are False, trains a masked LM like BERT.
+        # model, needs two_tower_generator; it takes precedence over
+        # electra_objective, as in the reference)? If both are False, trains a
+        # masked LM like BERT.
         self.electra_objective = True
         self.electric_objective = False
         self.gen_weight = 1.0  # weight of the masked-LM / generator loss
@@ -87,7 +89,8 @@ class PretrainingConfig(hp.HParams):
 
         # generator settings
         self.uniform_generator = False  # generator samples uniformly at random
-        self.two_tower_generator = False  # two-tower cloze generator (Electric)
+        self.two_tower_generator = False  # two-tower cloze generator (Electric;
+        # with ELECTRA it replaces the masked-LM generator)
         self.untied_generator_embeddings = False  # False: generator and
         # discriminator share token
         # embeddings
@@ -238,17 +241,7 @@ class PretrainingConfig(hp.HParams):
             "log_every_steps",
         )
         hp.refuse_unused_tpu_keys(self)
-        if self.two_tower_generator:
-            raise ValueError(
-                "two_tower_generator is not implemented: it is the Electric objective's cloze "
-                "generator, and electric_objective is not implemented yet; remove it."
-            )
-        if self.electric_objective:
-            raise ValueError(
-                "electric_objective is not implemented yet (the Electric two-tower cloze "
-                "objective is planned); set electric_objective to false to train ELECTRA "
-                "(electra_objective true) or a masked LM (electra_objective false)."
-            )
+        self._validate_generator()
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"hparam 'mask_prob' must be in (0, 1), got {self.mask_prob!r}")
         self.check_encoder_overrides(sizes.ENCODER_KEYS)
@@ -258,6 +251,27 @@ class PretrainingConfig(hp.HParams):
                 f"hparam 'max_seq_length' ({self.max_seq_length}) exceeds the model's "
                 f"max_position_embeddings ({positions}); lower it or set max_position_embeddings "
                 "in model_hparam_overrides."
+            )
+
+    def _validate_generator(self):
+        """The combinations the reference runs (others crash there or drop a switch silently)."""
+        if self.electric_objective and not self.two_tower_generator:
+            raise ValueError(
+                "electric_objective needs two_tower_generator true: Electric's noise distribution "
+                "is the two-tower cloze model (the reference has no other)."
+            )
+        if not self.two_tower_generator:
+            return
+        if not (self.electra_objective or self.electric_objective):
+            raise ValueError(
+                "two_tower_generator is a generator for a discriminator: set electric_objective "
+                "(Electric) or electra_objective (ELECTRA) to true."
+            )
+        if self.uniform_generator or not self.untied_generator:
+            raise ValueError(
+                "two_tower_generator needs untied_generator true and uniform_generator false: "
+                "the cloze towers are separate networks (the reference ignores the towers "
+                "otherwise)."
             )
 
     def model_hparams(self):

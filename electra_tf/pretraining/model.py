@@ -13,6 +13,8 @@ objective. Same structure and losses as the reference's `run_pretraining.Pretrai
 `build_pretraining_model(config, ...)` makes the networks and the model from a `PretrainingConfig`.
 """
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -61,7 +63,7 @@ class PretrainingModel(keras.Model):
     >>> model.build_all()
     >>> out = model.compute(model.dummy_features(), tf.constant([1, 2], tf.int64), False)
     >>> sorted(out)[:3]
-    ['disc_labels', 'disc_loss', 'disc_preds']
+    ['disc_labels', 'disc_loss', 'disc_per_example_loss']
     """
 
     def __init__(
@@ -143,6 +145,22 @@ class PretrainingModel(keras.Model):
             return sequence
         return self.discriminator_head(sequence)
 
+    def mask_features(self, features, seed):
+        """The masking (`masking.mask_inputs`) this model's settings draw with `seed`."""
+        return masking.mask_inputs(
+            features["input_ids"],
+            features["input_mask"],
+            seed,
+            mask_prob=self.mask_prob,
+            max_predictions_per_seq=self.max_predictions_per_seq,
+            mask_id=self.mask_id,
+            special_ids=self.special_ids,
+            strategy=self.mask_strategy,
+            is_word_start=features.get("is_word_start"),
+            continuation_table=self._continuation_table,
+            with_replacement=self.masking_with_replacement,
+        )
+
     def compute(self, features, seed, training):
         """Masks, generates, discriminates; returns the total loss and everything metrics need.
 
@@ -154,19 +172,7 @@ class PretrainingModel(keras.Model):
         """
         mask_seed = tf.random.experimental.stateless_fold_in(seed, 0, alg="philox")
         sample_seed = tf.random.experimental.stateless_fold_in(seed, 1, alg="philox")
-        masked = masking.mask_inputs(
-            features["input_ids"],
-            features["input_mask"],
-            mask_seed,
-            mask_prob=self.mask_prob,
-            max_predictions_per_seq=self.max_predictions_per_seq,
-            mask_id=self.mask_id,
-            special_ids=self.special_ids,
-            strategy=self.mask_strategy,
-            is_word_start=features.get("is_word_start"),
-            continuation_table=self._continuation_table,
-            with_replacement=self.masking_with_replacement,
-        )
+        masked = self.mask_features(features, mask_seed)
         positions = masked["masked_lm_positions"]  # [B, P]
         mlm_ids = masked["masked_lm_ids"]  # [B, P]
         mlm_weights = masked["masked_lm_weights"]  # [B, P] float32
@@ -304,8 +310,237 @@ class PretrainingModel(keras.Model):
         return cls(discriminator, generator, generator_head, discriminator_head, **config)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectricModel(PretrainingModel):
+    """Electric (an energy-based cloze model trained by noise-contrastive estimation), or ELECTRA
+    with the reference's two-tower cloze generator: its `two_tower_generator`.
+
+    The generator is a cloze model q(x_t | x_without_t): a left-to-right and a right-to-left tower
+    read the unmasked input, and `cloze_head` turns their shifted, concatenated outputs into
+    vocabulary logits at every position (`networks.two_tower_sequence_output`). As the reference:
+    - the generator loss is the cloze loss: cross-entropy of every real, non-special token;
+      `mlm_loss` and the masked-LM metrics use the cloze logits at the masked positions;
+    - replacements are sampled from those logits (temperature, `disallow_correct`) into the
+      masked positions;
+    - with `electric_objective`, every masked position is labelled fake (even a sample equal to the
+      original), and the discriminator's logit becomes the noise-contrastive one:
+      f(x)_t + stop_gradient(log q(x_t)) + log(mask_prob / (1 - mask_prob)), f being the
+      discriminator head's output (Electric's energy E(x)_t); without it, the labels and the
+      logit are ELECTRA's;
+    - loss = gen_weight * cloze loss + disc_weight * discriminator loss.
+
+    Args:
+      discriminator, discriminator_head: as `PretrainingModel`.
+      generator_ltr, generator_rtl: the towers (`TransformerEncoder`s with attention_direction
+        "ltr" and "rtl").
+      cloze_head: `MaskedLMHead` over the towers' concatenated outputs.
+      electric_objective: the Electric labels and logit correction (see above).
+      **settings: masking, loss-mix and sampling settings of `PretrainingModel`.
+    """
+
+    def __init__(
+        self,
+        discriminator,
+        generator_ltr,
+        generator_rtl,
+        cloze_head,
+        discriminator_head,
+        *,
+        electric_objective=True,
+        **settings,
+    ):
+        if discriminator_head is None:
+            raise ValueError("A two-tower generator trains a discriminator: pass its head.")
+        settings.setdefault("name", "electric_model" if electric_objective else "pretraining_model")
+        super().__init__(discriminator, None, None, discriminator_head, **settings)
+        self.generator_ltr = generator_ltr
+        self.generator_rtl = generator_rtl
+        self.cloze_head = cloze_head
+        self.electric_objective = bool(electric_objective)
+        # Added to the logit of every token: log of the noise-to-data ratio k / (n - k).
+        self.log_noise_ratio = math.log(self.mask_prob / (1.0 - self.mask_prob))
+
+    def cloze_logits(self, features, training=False):
+        """[B, T, V] float32 logits of q(x_t | every other token), from the unmasked input."""
+        inputs = _encoder_inputs(features, features["input_ids"])
+        sequence = networks_lib.two_tower_sequence_output(
+            self.generator_ltr, self.generator_rtl, inputs, training=training
+        )
+        return self.cloze_head(sequence)
+
+    def compute(self, features, seed, training):
+        """Masks, samples from the cloze model, discriminates; see `compute_masked`."""
+        mask_seed = tf.random.experimental.stateless_fold_in(seed, 0, alg="philox")
+        sample_seed = tf.random.experimental.stateless_fold_in(seed, 1, alg="philox")
+        masked = self.mask_features(features, mask_seed)
+        return self.compute_masked(features, masked, training, sample_seed=sample_seed)
+
+    def compute_masked(self, features, masked, training, sample_seed=None, fake_input_ids=None):
+        """The losses and everything metrics need, for a given masking.
+
+        Args:
+          features: dict of [B, T] int tensors `input_ids`, `input_mask`, `segment_ids`.
+          masked: dict with [B, P] `masked_lm_positions`, `masked_lm_ids`, `masked_lm_weights`
+            (what `mask_features` returns).
+          sample_seed: int64 [2] stateless seed of the generator's sampling.
+          fake_input_ids: [B, T] corrupted ids to use instead of sampling (to replay a step of
+            another run, e.g. the reference's); the samples are read from it at the positions.
+        """
+        input_ids, input_mask = features["input_ids"], features["input_mask"]
+        positions = masked["masked_lm_positions"]  # [B, P]
+        mlm_ids = masked["masked_lm_ids"]  # [B, P]
+        mlm_weights = tf.cast(masked["masked_lm_weights"], tf.float32)  # [B, P]
+
+        cloze_logits = self.cloze_logits(features, training=training)  # [B, T, V]
+        cloze_log_probs = tf.nn.log_softmax(cloze_logits)
+        special = tf.reduce_any(
+            tf.equal(input_ids[..., None], tf.constant(self.special_ids, input_ids.dtype)), -1
+        )
+        cloze_weights = tf.cast(tf.logical_and(input_mask > 0, ~special), tf.float32)  # [B, T]
+        cloze_nll = -tf.gather(cloze_log_probs, input_ids, batch_dims=2)  # [B, T]
+        cloze_loss = tf.reduce_sum(cloze_weights * cloze_nll) / (
+            tf.reduce_sum(cloze_weights) + 1e-6
+        )
+
+        logits = gather_positions(cloze_logits, positions)  # [B, P, V]
+        mlm_nll = -tf.gather(tf.nn.log_softmax(logits), mlm_ids, batch_dims=2)  # [B, P]
+        mlm_loss = tf.reduce_sum(mlm_weights * mlm_nll) / (tf.reduce_sum(mlm_weights) + 1e-6)
+
+        if fake_input_ids is None:
+            disallow = tf.one_hot(mlm_ids, self.vocab_size) if self.disallow_correct else None
+            sampled = tf.stop_gradient(
+                masking.sample_from_softmax(
+                    logits / self.temperature, sample_seed, disallow=disallow
+                )
+            )  # [B, P]
+            fake_ids = masking.scatter_update(
+                input_ids,
+                sampled,
+                positions,
+                mlm_weights,
+                average_duplicates=self.masking_with_replacement,
+            )
+        else:
+            fake_ids = tf.cast(fake_input_ids, input_ids.dtype)
+            sampled = tf.gather(fake_ids, positions, batch_dims=1)
+        if self.electric_objective:
+            # Every masked position is noise, whatever was sampled there.
+            labels = masking.scatter_update(
+                tf.zeros_like(input_ids), tf.ones_like(positions), positions, mlm_weights
+            )
+        else:
+            labels = tf.cast(tf.not_equal(fake_ids, input_ids), tf.int32)
+        labels = tf.cast(labels, tf.int32)  # [B, T]
+
+        disc_inputs = _encoder_inputs(features, fake_ids)
+        disc_sequence = self.discriminator(disc_inputs, training=training)["sequence_output"]
+        disc_logits = self.discriminator_head(disc_sequence)  # [B, T]
+        if self.electric_objective:
+            log_q = tf.stop_gradient(tf.gather(cloze_log_probs, fake_ids, batch_dims=2))
+            disc_logits = disc_logits + log_q + self.log_noise_ratio
+        weights = tf.cast(input_mask, tf.float32)
+        losses = (
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.cast(labels, tf.float32), logits=disc_logits
+            )
+            * weights
+        )
+        disc_loss = tf.reduce_sum(losses) / (tf.reduce_sum(weights) + 1e-6)
+        return {
+            "loss": self.gen_weight * cloze_loss + self.disc_weight * disc_loss,
+            "cloze_loss": cloze_loss,
+            "mlm_loss": mlm_loss,
+            "mlm_nll": mlm_nll,
+            "masked_lm_ids": mlm_ids,
+            "masked_lm_weights": mlm_weights,
+            "masked_lm_preds": tf.argmax(logits, -1, output_type=tf.int32),
+            "disc_loss": disc_loss,
+            "disc_per_example_loss": tf.reduce_sum(losses, -1)
+            / (tf.reduce_sum(weights, -1) + 1e-6),
+            "disc_labels": labels,
+            "disc_probs": tf.sigmoid(disc_logits),
+            "disc_preds": tf.cast(disc_logits > 0, tf.int32),
+            "sampled_ids": sampled,
+            "fake_input_ids": fake_ids,
+            "input_mask": input_mask,
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ("generator", "generator_is_discriminator", "generator_embeddings"):
+            config.pop(key)
+        config.pop("generator_head")
+        config.update(
+            {
+                "generator_ltr": keras.saving.serialize_keras_object(self.generator_ltr),
+                "generator_rtl": keras.saving.serialize_keras_object(self.generator_rtl),
+                "untied_generator_embeddings": self.generator_ltr.embeddings
+                is not self.discriminator.embeddings,
+                "cloze_head": _without_embeddings(self.cloze_head.get_config()),
+                "electric_objective": self.electric_objective,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds the towers sharing the discriminator's embeddings (unless untied)."""
+        config = dict(config)
+        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        shared = None if config.pop("untied_generator_embeddings") else discriminator.embeddings
+        towers = []
+        for key in ("generator_ltr", "generator_rtl"):
+            inner = config.pop(key)["config"]
+            towers.append(
+                TransformerEncoder(
+                    inner["config"],
+                    embeddings=shared,
+                    attention_direction=inner["attention_direction"],
+                    name=inner.get("name"),
+                )
+            )
+        cloze_head = MaskedLMHead(towers[0].embeddings, **config.pop("cloze_head"))
+        discriminator_head = keras.saving.deserialize_keras_object(
+            config.pop("discriminator_head"),
+            custom_objects={"DiscriminatorHead": DiscriminatorHead},
+        )
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        return cls(discriminator, *towers, cloze_head, discriminator_head, **config)
+
+
 def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None):
-    """The networks and the `PretrainingModel` a `PretrainingConfig` describes (not yet built)."""
+    """The networks and the `PretrainingModel` (an `ElectricModel` with `two_tower_generator`) a
+    `PretrainingConfig` describes (not yet built)."""
+    settings = dict(
+        mask_id=mask_id,
+        special_ids=special_ids,
+        max_seq_length=config.max_seq_length,
+        mask_prob=config.mask_prob,
+        max_predictions_per_seq=config.max_predictions_per_seq,
+        mask_strategy=config.mask_strategy,
+        masking_with_replacement=config.masking_with_replacement,
+        continuation_ids=continuation_ids if config.mask_strategy == "whole_word" else None,
+        gen_weight=config.gen_weight,
+        disc_weight=config.disc_weight,
+        temperature=config.temperature,
+        disallow_correct=config.disallow_correct,
+    )
+    if config.two_tower_generator:
+        towers = networks_lib.build_two_tower_networks(
+            config.model_hparams(),
+            config.generator_hparams(),
+            untied_generator_embeddings=config.untied_generator_embeddings,
+        )
+        return ElectricModel(
+            towers.discriminator,
+            towers.generator_ltr,
+            towers.generator_rtl,
+            towers.cloze_head,
+            towers.discriminator_head,
+            electric_objective=config.electric_objective,
+            **settings,
+        )
     nets = networks_lib.build_pretraining_networks(
         config.model_hparams(),
         config.generator_hparams(),
@@ -319,18 +554,7 @@ def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None)
         nets.generator,
         nets.generator_head,
         nets.discriminator_head,
-        mask_id=mask_id,
-        special_ids=special_ids,
-        max_seq_length=config.max_seq_length,
-        mask_prob=config.mask_prob,
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        mask_strategy=config.mask_strategy,
-        masking_with_replacement=config.masking_with_replacement,
-        continuation_ids=continuation_ids if config.mask_strategy == "whole_word" else None,
-        gen_weight=config.gen_weight,
-        disc_weight=config.disc_weight,
-        temperature=config.temperature,
-        disallow_correct=config.disallow_correct,
+        **settings,
     )
 
 

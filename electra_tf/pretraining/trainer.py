@@ -131,6 +131,8 @@ class Pretrainer:
             scalars["sampled_masked_lm_accuracy"] = _weighted_accuracy(
                 out["masked_lm_ids"], out["sampled_ids"], w
             )
+        if "cloze_loss" in out:  # the two-tower generator's training loss
+            scalars["cloze_loss"] = out["cloze_loss"]
         return out["loss"], scalars
 
     @property
@@ -199,7 +201,8 @@ class Pretrainer:
                 f"No evaluation batch of {config.eval_batch_size} examples in "
                 f"{config.pretrain_tfrecords}."
             )
-        results = _eval_metrics(collected, config.electra_objective and config.disc_weight > 0)
+        with_discriminator = config.electra_objective or config.electric_objective
+        results = _eval_metrics(collected, with_discriminator and config.disc_weight > 0)
         results["global_step"] = int(self.optimizer.iterations.numpy())
         return results
 

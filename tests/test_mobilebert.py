@@ -737,10 +737,23 @@ def test_command_line_converts_an_original_checkpoint_to_hf_and_back(tmp_path, c
     before = sorted(p.name for p in (tmp_path / "back").iterdir())
     assert cli.COMMAND(["electra-convert", *args]) == 1
     assert "is not empty" in capsys.readouterr().err
-    # ELECTRA's formats are refused for BERT-family inputs, naming what works.
-    wrong = ["--from", "reference", "--to", "ours", "--input", str(source), "--output", "x"]
+    # Our model dirs (what run_distillation.py writes and run_finetuning.py reads) both ways.
+    ours = str(tmp_path / "models" / "student")
+    args = ["--from", "reference", "--to", "ours", "--input", str(source), "--output", ours]
+    assert cli.COMMAND(["electra-convert", *args]) == 0
+    assert json.load(open(f"{ours}/encoder_config.json"))["model_type"] == "mobilebert"
+    loaded = convert.load_model_dir(ours)
+    assert all(v.path.startswith(("electra/", "mlm_head/")) for v in loaded.trainable_variables)
+    np.testing.assert_array_equal(loaded(feed)["mlm_logits"], model(feed)["mlm_logits"])
+    hf_again = str(tmp_path / "hf_again")
+    args = ["--from", "ours", "--to", "hf", "--input", ours, "--output", hf_again]
+    assert cli.COMMAND(["electra-convert", *args]) == 0
+    again, _ = convert.load_hf(hf_again)
+    np.testing.assert_allclose(again(feed)["mlm_logits"], model(feed)["mlm_logits"], atol=1e-5)
+    # A BERT-family input cannot go to ELECTRA's SavedModel export.
+    wrong = ["--from", "reference", "--to", "saved_model", "--input", str(source), "--output", "x"]
     assert cli.COMMAND(["electra-convert", *wrong]) == 1
-    assert "converts --to hf or --to reference" in capsys.readouterr().err
+    assert "converts --to hf, reference or ours" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "back").iterdir()) == before
     bad = ["--from", "hf", "--to", "hf", "--input", hf_dir, "--output", str(tmp_path / "x")]
     assert cli.COMMAND(["electra-convert", *bad]) == 1

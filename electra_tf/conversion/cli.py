@@ -164,10 +164,10 @@ def convert(source, target, input_path, output, vocab_file=None, hparams=None, o
 
 def _convert(source, target, input_path, output, vocab_file, hparams):
     if mobilebert.is_bert_family(source, input_path):
-        if hparams or target not in ("hf", "reference"):
+        if hparams or target not in ("hf", "reference", "ours"):
             raise ValueError(
-                f"{input_path} is a BERT/MobileBERT checkpoint: it converts --to hf or --to "
-                "reference, and its config file fixes the model (no --hparams)."
+                f"{input_path} is a BERT/MobileBERT model: it converts --to hf, reference or "
+                "ours, and its config file fixes the model (no --hparams)."
             )
         _, kind = mobilebert.convert(source, target, input_path, output, vocab_file)
         print(f"Wrote {output} ({kind}).")

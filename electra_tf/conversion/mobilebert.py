@@ -31,7 +31,9 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf.conversion import huggingface, reference
+from electra_tf.modeling import networks
 from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertForPreTraining
+from electra_tf.training import model_dir as model_dir_lib
 
 BERT_CONFIG = "bert_config.json"
 # Keys some published BERT configs carry (e.g. Chinese RoBERTa-wwm-ext's) that the original
@@ -470,7 +472,49 @@ def load_hf(folder, name="mobilebert"):
 
 # ----- command line -------------------------------------------------------------------------------
 
-_FORMATS = ("reference", "hf")
+_FORMATS = ("reference", "hf", "ours")
+
+
+# ----- this project's model directories ----------------------------------------------------------
+
+
+def _ours(config):
+    """The layout of our MobileBERT model dirs (the distiller's): encoder `electra/...`, head
+    `mlm_head/...`, so fine-tuning restores the encoder by name."""
+    model = MobileBertForPreTraining(config, encoder_name=networks.DISCRIMINATOR, name="student")
+    model.build_parts()
+    return model
+
+
+def is_model_dir(path):
+    """Whether `path` (a folder or `ckpt-N` prefix) is one of our MobileBERT model dirs."""
+    encoder = model_dir_lib.describe(path)[model_dir_lib.ENCODER_CONFIG]
+    return isinstance(encoder, dict) and encoder.get(networks.MODEL_TYPE) == networks.MOBILEBERT
+
+
+def load_model_dir(path):
+    """One of our MobileBERT model dirs (its latest checkpoint, or a `ckpt-N`) -> built
+    `MobileBertForPreTraining` with the weights restored by name."""
+    folder = model_dir_lib.checkpoint_dir(path)
+    values = model_dir_lib.read(folder, model_dir_lib.ENCODER_CONFIG, missing_ok=False)
+    model = _ours(networks.encoder_config_from_dict(values))
+    model_dir_lib.restore_variables(model.trainable_variables, path, "--input")
+    return model
+
+
+def save_model_dir(model, model_dir, vocab_file=None):
+    """Writes a `MobileBertForPreTraining` as our model dir: ckpt-0 (`electra/...`,
+    `mlm_head/...`), encoder_config.json (`"model_type": "mobilebert"`) and the vocabulary, which
+    run_finetuning.py and run_distillation.py read; returns the checkpoint path."""
+    ours = _ours(model.config)
+    ours.set_weights(model.get_weights())
+    checkpoint = model_dir_lib.new_checkpoint(ours)
+    path = tf.train.CheckpointManager(checkpoint, model_dir, max_to_keep=None).save(0)
+    encoder = networks.encoder_config_to_dict(model.config)
+    model_dir_lib.write(model_dir, model_dir_lib.ENCODER_CONFIG, encoder)
+    if vocab_file:
+        tf.io.gfile.copy(vocab_file, posixpath.join(model_dir, model_dir_lib.VOCAB), overwrite=True)
+    return path
 
 
 def is_bert_family(source, input_path):
@@ -479,6 +523,8 @@ def is_bert_family(source, input_path):
     folder = input_path if tf.io.gfile.isdir(input_path) else posixpath.dirname(input_path)
     if source == "reference":
         return tf.io.gfile.exists(posixpath.join(folder, "bert_config.json"))
+    if source == "ours":
+        return is_model_dir(input_path)
     if source == "hf":
         config = posixpath.join(folder, "config.json")
         if tf.io.gfile.exists(config):
@@ -508,10 +554,19 @@ def convert(source, target, input_path, output, vocab_file=None):
         raise ValueError(f"--vocab_file {vocab_file} does not exist.")
     if source == "reference":
         model, kind = load_checkpoint(input_path)
+    elif source == "ours":
+        model, kind = load_model_dir(input_path), "mobilebert"
     else:
         model, kind = load_hf(input_path)
     if target == "hf":
         save_hf(model, output, vocab_file, kind=kind)
+    elif target == "ours":
+        if kind != "mobilebert":
+            raise ValueError(
+                f"{input_path} is a BERT ({kind}) checkpoint: --to ours takes MobileBERT models; "
+                "a BERT teacher is read directly by run_distillation.py."
+            )
+        save_model_dir(model, output, vocab_file)
     else:
         save_checkpoint(model, output)
         if vocab_file:

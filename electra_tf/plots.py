@@ -96,6 +96,8 @@ def plot_finetuning_scores(results_json, path):
     """Every trial's score per task and metric (dots) with the mean (bar), from a
     `<tasks>_results.json` written by run_finetuning.py; returns `path`."""
     results = fileio.read_json(results_json)
+    if not isinstance(results, dict) or "trials" not in results:
+        return None  # not a fine-tuning results file (pre-training's unsup_results.json)
     points = {}
     for trial in results["trials"]:
         for task, scores in trial.items():

@@ -39,6 +39,7 @@ def test_model_dir_plots_curves_and_finetuning_scores(tmp_path, capsys):
     }
     (model_dir / "results").mkdir()
     (model_dir / "results" / "rte_results.json").write_text(json.dumps(results))
+    (model_dir / "results" / "unsup_results.json").write_text(json.dumps({"loss": 1.0}))
     assert plots.COMMAND(["electra-plot", f"--model_dir={model_dir}"]) == 0
     written = sorted(p.name for p in (model_dir / "plots").iterdir())
     assert written == ["rte_model_1_training_curves.png", "rte_results.png", "training_curves.png"]

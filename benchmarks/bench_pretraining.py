@@ -22,6 +22,10 @@ import textwrap
 
 import bench_report
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from electra_tf.modeling import flops  # noqa: E402  pylint: disable=wrong-import-position
+from electra_tf.modeling.config import EncoderConfig  # noqa: E402  pylint: disable=wrong-import-position
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BATCH, LENGTH, VOCAB = 32, 128, 30522
@@ -31,23 +35,20 @@ MASKED = int((0.15 + 0.005) * LENGTH)  # max_predictions_per_seq, as the referen
 
 
 def train_flops_per_token(gen_logits_positions):
-    """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs)."""
-
-    def encoder(hidden, layers, intermediate):
-        per_layer = 2 * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * LENGTH * hidden)
-        return layers * per_layer
-
-    disc = encoder(SMALL["hidden"], SMALL["layers"], SMALL["intermediate"])
-    disc += 2 * SMALL["embedding"] * SMALL["hidden"] + 2 * SMALL["hidden"] * (SMALL["hidden"] + 1)
-    gen = encoder(GEN["hidden"], GEN["layers"], GEN["intermediate"])
-    gen += 2 * SMALL["embedding"] * GEN["hidden"]
-    head = (
-        gen_logits_positions
-        / LENGTH
-        * 2
-        * (GEN["hidden"] * SMALL["embedding"] + SMALL["embedding"] * VOCAB)
+    """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs), counted
+    by `electra_tf.modeling.flops` (the counter the training logs use)."""
+    common = dict(vocab_size=VOCAB, embedding_size=SMALL["embedding"])
+    disc, gen = (
+        EncoderConfig(
+            hidden_size=c["hidden"],
+            num_hidden_layers=c["layers"],
+            num_attention_heads=c["heads"],
+            intermediate_size=c["intermediate"],
+            **common,
+        )
+        for c in (SMALL, GEN)
     )
-    return 3 * (disc + gen + head)
+    return flops.electra_train_flops_per_token(disc, gen, LENGTH, gen_logits_positions)
 
 
 TORCH_CODE = """

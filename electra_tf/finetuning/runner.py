@@ -31,7 +31,7 @@ from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.model import build_finetuning_model, label_keys
-from electra_tf.modeling import EncoderConfig
+from electra_tf.modeling import EncoderConfig, flops
 from electra_tf.training import distribution, loop, optimization
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -428,6 +428,9 @@ class FinetuningRunner:
             return tf.reduce_sum(losses), {"loss_per_example": tf.reduce_mean(losses)}
 
         settings = loop.LoopSettings.from_config(config, model_dir, num_train_steps, seed)
+        settings.flops_per_example = flops.finetuning_train_flops_per_example(
+            self.encoder_config, config.max_seq_length
+        )
         logging.info(
             "Training %s for %d steps (%.1f epochs of %d features)",
             task.name,

@@ -11,7 +11,8 @@ data in ../shared, from random weights (throughput does not depend on them), for
 (question_pair), a tagging (naver_ner) and a span-QA task (korquad: long contexts cut into
 windows with `--doc_stride`, n-best decoding). Per task, in one process:
 - train: `--steps` steps including tracing, then `--steps` timed steps that include one checkpoint
-  write, as every real run ends with one (examples = features, full-length rows);
+  write, as every real run ends with one (examples = features, full-length rows); then
+  `--steps` more steps alone (the traced loop, no checkpoint), as bench_pretraining times them;
 - evaluate: `runner.evaluate` on `--eval_examples` examples of the eval split (prediction, QA
   decoding, metrics) after a first, tracing call; its examples/s counts features (QA windows) as
   training does; for QA the Python decoding (`qa.postprocess_qa`) is also timed alone;
@@ -110,6 +111,13 @@ def bench_task(args, name, data_dir):
     _, train_seconds = _timed(train_loop.train)
     train_rate = args.steps * args.batch_size / train_seconds
 
+    def steps_alone():  # no checkpoint write, no tracing: as bench_pretraining times a step
+        means, _ = train_loop._loop_fn(tf.constant(args.steps))  # pylint: disable=protected-access
+        return {k: float(v) for k, v in means.items()}
+
+    _, steps_seconds = _timed(steps_alone)
+    steps_rate = args.steps * args.batch_size / steps_seconds
+
     data = runner.split(task, task.eval_split)
     n_eval = len(data.arrays["input_ids"])
     predict = runner.predictor(model, task.kind)
@@ -136,6 +144,8 @@ def bench_task(args, name, data_dir):
         "train_examples_per_second": round(train_rate, 2),
         "evaluate_examples_per_second": round(n_eval / eval_seconds, 2),
         "evaluate_vs_train": round(n_eval / eval_seconds / train_rate, 2),
+        "train_steps_alone_examples_per_second": round(steps_rate, 2),
+        "evaluate_vs_train_steps_alone": round(n_eval / eval_seconds / steps_rate, 2),
         "predict_examples_per_second": round(n_eval / min(times["current"]), 2),
         "former_predict_examples_per_second": round(n_eval / times["former"][0], 2),
         "predict_vs_former": round(times["former"][0] / min(times["current"]), 2),
@@ -175,14 +185,16 @@ def main():
         print(name, json.dumps(results[name]), flush=True)
     results["load_after"] = os.getloadavg()[0]
     print(
-        f"{'task':14s} {'train ex/s':>10s} {'eval ex/s':>9s} {'eval/train':>10s} "
-        f"{'predict':>8s} {'former':>7s} {'speed-up':>8s}"
+        f"{'task':14s} {'train ex/s':>10s} {'steps alone':>11s} {'eval ex/s':>9s} "
+        f"{'eval/train':>10s} {'eval/steps':>10s} {'predict':>8s} {'former':>7s} {'speed-up':>8s}"
     )
     for name in args.tasks.split(","):
         r = results[name]
         print(
             f"{name:14s} {r['train_examples_per_second']:10.2f} "
+            f"{r['train_steps_alone_examples_per_second']:11.2f} "
             f"{r['evaluate_examples_per_second']:9.2f} {r['evaluate_vs_train']:9.2f}x "
+            f"{r['evaluate_vs_train_steps_alone']:9.2f}x "
             f"{r['predict_examples_per_second']:8.2f} {r['former_predict_examples_per_second']:7.2f} "
             f"{r['predict_vs_former']:7.2f}x"
         )

@@ -54,21 +54,24 @@ def train_flops_per_token(gen_logits_positions):
 TORCH_CODE = """
 import resource, time, torch, transformers
 torch.manual_seed(0); torch.set_num_threads(os.cpu_count())
+dev = "cuda" if torch.cuda.is_available() else "cpu"  # the same GPU as TensorFlow when there is one
+torch.backends.cuda.matmul.allow_tf32 = True  # TensorFlow's fp32 default on GPUs that have TF32
 B, T, V, P, steps, warmup = {B}, {T}, {V}, {P}, {steps}, {warmup}
 common = dict(vocab_size=V, embedding_size=128, max_position_embeddings=512)
 gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(hidden_size=64,
     num_hidden_layers=12, num_attention_heads=1, intermediate_size=256, **common))
 disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(hidden_size=256,
     num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024, **common))
+gen.to(dev); disc.to(dev)
 gen.electra.embeddings = disc.electra.embeddings   # shared embeddings, tied output layer
 gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
 params = list({{id(p): p for p in list(gen.parameters()) + list(disc.parameters())}}.values())
 opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
-ids = torch.randint(5, V, (B, T)); attn = torch.ones(B, T, dtype=torch.long)
+ids = torch.randint(5, V, (B, T), device=dev); attn = torch.ones(B, T, dtype=torch.long, device=dev)
 def step():
-  pos = torch.rand(B, T).argsort(-1)[:, :P]
+  pos = torch.rand(B, T, device=dev).argsort(-1)[:, :P]
   masked = ids.clone(); masked.scatter_(1, pos, 4)
-  labels = torch.full((B, T), -100); labels.scatter_(1, pos, ids.gather(1, pos))
+  labels = torch.full((B, T), -100, device=dev); labels.scatter_(1, pos, ids.gather(1, pos))
   out = gen(input_ids=masked, attention_mask=attn, labels=labels)
   with torch.no_grad():
     logits = out.logits.gather(1, pos[..., None].expand(-1, -1, V))
@@ -84,7 +87,8 @@ start = time.perf_counter()
 for _ in range(steps): losses = step()
 seconds = time.perf_counter() - start
 print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=losses[0], disc_loss=losses[1],
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      device=torch.cuda.get_device_name() if dev == "cuda" else "cpu")))
 """
 
 OURS_CODE = """
@@ -96,10 +100,13 @@ loop = make_pretrainer({hparams}, steps, num_train_steps=warmup + steps).train_l
 loop._loop_fn(tf.constant(warmup))
 start = time.perf_counter()
 means, _ = loop._loop_fn(tf.constant(steps))
+means = {{k: float(v) for k, v in means.items()}}  # waits for an accelerator to finish
 seconds = time.perf_counter() - start
-print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=float(means["masked_lm_loss"]),
-                      disc_loss=float(means["disc_loss"]),
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+gpus = tf.config.list_physical_devices("GPU")
+print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=means["masked_lm_loss"],
+                      disc_loss=means["disc_loss"],
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      device=gpus[0].name if gpus else "cpu")))
 """
 
 PEAK_CODE = """

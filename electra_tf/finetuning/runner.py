@@ -505,7 +505,8 @@ class FinetuningRunner:
         `tf.function` (XLA-compiled when the config's `jit_compile` asks); for sentence and
         tagging tasks each batch is cut to its longest row rounded up to a power of two (at least
         16), which padding cannot change (attention ignores it, positions start at 0), so short
-        texts cost what they hold (tagging predictions are 0 on padding). Several replicas go through the strategy's distributed dataset.
+        texts cost what they hold (tagging predictions are 0 on padding). Several replicas go
+        through the strategy's distributed dataset.
         """
         strategy = self.strategy
         keys = _INPUT_KEYS + label_keys(kind)

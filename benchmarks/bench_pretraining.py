@@ -22,6 +22,10 @@ import textwrap
 
 import bench_report
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from electra_tf.modeling import flops  # noqa: E402  pylint: disable=wrong-import-position
+from electra_tf.modeling.config import EncoderConfig  # noqa: E402  pylint: disable=wrong-import-position
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BATCH, LENGTH, VOCAB = 32, 128, 30522
@@ -31,43 +35,43 @@ MASKED = int((0.15 + 0.005) * LENGTH)  # max_predictions_per_seq, as the referen
 
 
 def train_flops_per_token(gen_logits_positions):
-    """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs)."""
-
-    def encoder(hidden, layers, intermediate):
-        per_layer = 2 * (4 * hidden * hidden + 2 * hidden * intermediate + 2 * LENGTH * hidden)
-        return layers * per_layer
-
-    disc = encoder(SMALL["hidden"], SMALL["layers"], SMALL["intermediate"])
-    disc += 2 * SMALL["embedding"] * SMALL["hidden"] + 2 * SMALL["hidden"] * (SMALL["hidden"] + 1)
-    gen = encoder(GEN["hidden"], GEN["layers"], GEN["intermediate"])
-    gen += 2 * SMALL["embedding"] * GEN["hidden"]
-    head = (
-        gen_logits_positions
-        / LENGTH
-        * 2
-        * (GEN["hidden"] * SMALL["embedding"] + SMALL["embedding"] * VOCAB)
+    """Model FLOPs of one training token (forward + backward = 3 x forward matmul FLOPs), counted
+    by `electra_tf.modeling.flops` (the counter the training logs use)."""
+    common = dict(vocab_size=VOCAB, embedding_size=SMALL["embedding"])
+    disc, gen = (
+        EncoderConfig(
+            hidden_size=c["hidden"],
+            num_hidden_layers=c["layers"],
+            num_attention_heads=c["heads"],
+            intermediate_size=c["intermediate"],
+            **common,
+        )
+        for c in (SMALL, GEN)
     )
-    return 3 * (disc + gen + head)
+    return flops.electra_train_flops_per_token(disc, gen, LENGTH, gen_logits_positions)
 
 
 TORCH_CODE = """
 import resource, time, torch, transformers
 torch.manual_seed(0); torch.set_num_threads(os.cpu_count())
+dev = "cuda" if torch.cuda.is_available() else "cpu"  # the same GPU as TensorFlow when there is one
+torch.backends.cuda.matmul.allow_tf32 = True  # TensorFlow's fp32 default on GPUs that have TF32
 B, T, V, P, steps, warmup = {B}, {T}, {V}, {P}, {steps}, {warmup}
 common = dict(vocab_size=V, embedding_size=128, max_position_embeddings=512)
 gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(hidden_size=64,
     num_hidden_layers=12, num_attention_heads=1, intermediate_size=256, **common))
 disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(hidden_size=256,
     num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024, **common))
+gen.to(dev); disc.to(dev)
 gen.electra.embeddings = disc.electra.embeddings   # shared embeddings, tied output layer
 gen.generator_lm_head.weight = disc.electra.embeddings.word_embeddings.weight
 params = list({{id(p): p for p in list(gen.parameters()) + list(disc.parameters())}}.values())
 opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
-ids = torch.randint(5, V, (B, T)); attn = torch.ones(B, T, dtype=torch.long)
+ids = torch.randint(5, V, (B, T), device=dev); attn = torch.ones(B, T, dtype=torch.long, device=dev)
 def step():
-  pos = torch.rand(B, T).argsort(-1)[:, :P]
+  pos = torch.rand(B, T, device=dev).argsort(-1)[:, :P]
   masked = ids.clone(); masked.scatter_(1, pos, 4)
-  labels = torch.full((B, T), -100); labels.scatter_(1, pos, ids.gather(1, pos))
+  labels = torch.full((B, T), -100, device=dev); labels.scatter_(1, pos, ids.gather(1, pos))
   out = gen(input_ids=masked, attention_mask=attn, labels=labels)
   with torch.no_grad():
     logits = out.logits.gather(1, pos[..., None].expand(-1, -1, V))
@@ -83,7 +87,8 @@ start = time.perf_counter()
 for _ in range(steps): losses = step()
 seconds = time.perf_counter() - start
 print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=losses[0], disc_loss=losses[1],
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      device=torch.cuda.get_device_name() if dev == "cuda" else "cpu")))
 """
 
 OURS_CODE = """
@@ -95,10 +100,13 @@ loop = make_pretrainer({hparams}, steps, num_train_steps=warmup + steps).train_l
 loop._loop_fn(tf.constant(warmup))
 start = time.perf_counter()
 means, _ = loop._loop_fn(tf.constant(steps))
+means = {{k: float(v) for k, v in means.items()}}  # waits for an accelerator to finish
 seconds = time.perf_counter() - start
-print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=float(means["masked_lm_loss"]),
-                      disc_loss=float(means["disc_loss"]),
-                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+gpus = tf.config.list_physical_devices("GPU")
+print(json.dumps(dict(tokens_per_s=B * T * steps / seconds, mlm_loss=means["masked_lm_loss"],
+                      disc_loss=means["disc_loss"],
+                      peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      device=gpus[0].name if gpus else "cpu")))
 """
 
 PEAK_CODE = """

@@ -438,3 +438,42 @@ def test_pretraining_model_from_built_networks_round_trips_its_config(tying):
     assert shares == (
         (model.generator is not None) and not tying.get("untied_generator_embeddings")
     )
+
+
+def test_flop_counter_against_a_hand_count():
+    """ELECTRA-Small's discriminator (12 x hidden 256, FFN 1024, embeddings 128) and its 1/4
+    generator at 128 tokens, multiply-adds counted by hand for one token."""
+    from electra_tf.modeling import flops  # noqa: PLC0415
+
+    disc = EncoderConfig(
+        vocab_size=30522,
+        embedding_size=128,
+        hidden_size=256,
+        num_hidden_layers=12,
+        num_attention_heads=4,
+        intermediate_size=1024,
+    )
+    gen = EncoderConfig(
+        vocab_size=30522,
+        embedding_size=128,
+        hidden_size=64,
+        num_hidden_layers=12,
+        num_attention_heads=1,
+        intermediate_size=256,
+    )
+    # q, k, v, o: 4 x 256 x 256 = 262,144; FFN: 2 x 256 x 1024 = 524,288; attention: scores and
+    # weighted sum 2 x 128 x 256 = 65,536 -> 851,968 per layer; x 12 = 10,223,616; embedding
+    # projection 128 x 256 = 32,768 -> 10,256,384 multiply-adds.
+    assert flops.encoder_flops_per_token(disc, 128) == 2 * 10_256_384
+    # generator: (4 x 64^2 + 2 x 64 x 256 + 2 x 128 x 64) x 12 + 128 x 64 = 786,432 + 8,192.
+    assert flops.encoder_flops_per_token(gen, 128) == 2 * 794_624
+    # + discriminator head 256 x 257 per token, generator head (64 x 128 + 128 x 30522) at 19 of
+    # 128 positions; x 2 FLOPs per multiply-add; x 3 for training.
+    head = 19 / 128 * (64 * 128 + 128 * 30522)
+    expected = 3 * 2 * (10_256_384 + 256 * 257 + 794_624 + head)
+    assert flops.electra_train_flops_per_token(disc, gen, 128, 19) == pytest.approx(expected)
+    assert flops.finetuning_train_flops_per_example(disc, 128) == 3 * 128 * 2 * 10_256_384
+    assert flops.electra_train_flops_per_token(disc, None, 128, 19) == 3 * 2 * (
+        10_256_384 + 256 * 257
+    )
+    assert flops.finetuning_train_flops_per_example(object(), 128) == 0.0

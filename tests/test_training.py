@@ -166,11 +166,20 @@ def _regression_loop(
 
 def test_loop_trains_checkpoints_and_resumes_where_it_stopped(tmp_path, caplog):
     train_loop, model = _regression_loop(str(tmp_path), num_train_steps=12, save_every=4)
+    train_loop.settings.flops_per_example = 3e9
     with caplog.at_level(py_logging.INFO):
         first = train_loop.train(stop_at=4)
     assert int(train_loop.optimizer.iterations.numpy()) == 4
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-4")
     assert "ETA" in caplog.text and "examples/s" in caplog.text
+    assert "model TFLOP/s" in caplog.text  # examples/s x flops_per_example, also in TensorBoard
+    tags = {
+        v.tag
+        for path in tf.io.gfile.glob(f"{tmp_path}/events.out.tfevents.*")
+        for event in tf.compat.v1.train.summary_iterator(path)
+        for v in event.summary.value
+    }
+    assert "train/model_tflops_per_second" in tags
     resumed, model2 = _regression_loop(str(tmp_path), num_train_steps=12, save_every=4)
     last = resumed.train()
     assert int(resumed.optimizer.iterations.numpy()) == 12

@@ -118,7 +118,11 @@ class SentenceServing(tf.Module):
 
     def outputs(self, text_a, text_b):
         """The signature's outputs for [B] strings (`text_b` "" for single texts)."""
-        encoded = self.model.encoder(self.featurize(text_a, text_b), training=False)
+        inputs = self.featurize(text_a, text_b)
+        # Cut to the batch's longest row: padding cannot change the outputs and costs its width.
+        width = tf.maximum(1, tf.reduce_max(tf.reduce_sum(inputs["input_mask"], -1)))
+        inputs = {k: v[:, :width] for k, v in inputs.items()}
+        encoded = self.model.encoder(inputs, training=False)
         logits = self.model.head(encoded["pooled_output"], training=False)
         if self.model.kind == "regression":
             predictions = tf.squeeze(logits, -1)

@@ -31,7 +31,7 @@ from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.model import build_finetuning_model, label_keys
-from electra_tf.modeling import networks
+from electra_tf.modeling import flops, networks
 from electra_tf.training import distribution, loop, optimization
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -431,6 +431,9 @@ class FinetuningRunner:
             return tf.reduce_sum(losses), {"loss_per_example": tf.reduce_mean(losses)}
 
         settings = loop.LoopSettings.from_config(config, model_dir, num_train_steps, seed)
+        settings.flops_per_example = flops.finetuning_train_flops_per_example(
+            self.encoder_config, config.max_seq_length
+        )
         logging.info(
             "Training %s for %d steps (%.1f epochs of %d features)",
             task.name,
@@ -498,16 +501,63 @@ class FinetuningRunner:
 
     def predictor(self, model, kind):
         """`predict(arrays, batch_size)` -> the model's outputs (numpy, in row order) and
-        per-example "losses" for every row; one traced step serves every split of the model."""
+        per-example "losses" for every row.
+
+        Every batch has `batch_size` rows (the last one is filled with its last row), so the step
+        is traced once per width. With one replica, batches are fed as tensors to one
+        `tf.function` (XLA-compiled when the config's `jit_compile` asks); for sentence and
+        tagging tasks each batch is cut to its longest row rounded up to a power of two (at least
+        16), which padding cannot change (attention ignores it, positions start at 0), so short
+        texts cost what they hold (tagging predictions are 0 on padding). Several replicas go
+        through the strategy's distributed dataset.
+        """
         strategy = self.strategy
+        keys = _INPUT_KEYS + label_keys(kind)
+        max_length = self.config.max_seq_length
 
         def replica_fn(batch):
             losses, outputs = model.compute(batch, training=False)
-            return dict(outputs, losses=losses, row=batch["row"])
+            return dict(outputs, losses=losses)
+
+        if strategy.num_replicas_in_sync > 1:
+            return self._distributed_predictor(replica_fn, keys)
+        forward = tf.function(replica_fn, jit_compile=bool(self.config.jit_compile))
+        trim = kind != "span_qa"  # span QA windows are full-length and its beam reads every slot
+
+        def predict(arrays, batch_size):
+            n = len(arrays["input_ids"])
+            lengths = np.asarray(arrays["input_mask"]).sum(-1)
+            collected = collections.defaultdict(list)
+            for start in range(0, n, batch_size):
+                take = np.minimum(np.arange(start, start + batch_size), n - 1)
+                width = max_length
+                if trim:
+                    width = min(max_length, max(16, 1 << int(lengths[take].max() - 1).bit_length()))
+                batch = {}
+                for k in keys:
+                    v = arrays[k][take]
+                    batch[k] = v[:, :width] if v.ndim > 1 else v
+                outputs = forward(batch)
+                for k, v in outputs.items():
+                    v = v.numpy()
+                    if kind == "tagging" and k == "predictions":  # padding's tags: 0
+                        v = np.pad(v * batch["input_mask"], [(0, 0), (0, max_length - width)])
+                    collected[k].append(v)
+            return {k: np.concatenate(v)[:n] for k, v in collected.items()}
+
+        return predict
+
+    def _distributed_predictor(self, replica_fn, keys):
+        """The predictor over several replicas: full-length batches through the distributed
+        dataset, outputs gathered and put back in row order."""
+        strategy = self.strategy
+
+        def with_row(batch):
+            return dict(replica_fn(batch), row=batch["row"])
 
         @tf.function
         def step(batch):
-            outputs = strategy.run(replica_fn, args=(batch,))
+            outputs = strategy.run(with_row, args=(batch,))
             return {k: strategy.gather(v, axis=0) for k, v in outputs.items()}
 
         def predict(arrays, batch_size):
@@ -516,7 +566,7 @@ class FinetuningRunner:
             take = np.minimum(
                 np.arange(padded), n - 1
             )  # the last batch is filled with the last row
-            inputs = {k: arrays[k][take] for k in _INPUT_KEYS + label_keys(kind)}
+            inputs = {k: arrays[k][take] for k in keys}
             inputs["row"] = np.where(np.arange(padded) < n, np.arange(padded), -1).astype(np.int32)
             dataset = strategy.experimental_distribute_dataset(
                 tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)

@@ -9,6 +9,7 @@ from absl import logging
 from sklearn import metrics as sk_metrics
 
 from electra_tf import fileio, tokenization
+from electra_tf.modeling import flops
 from electra_tf.pretraining import input_pipeline
 from electra_tf.pretraining.model import build_pretraining_model
 from electra_tf.training import distribution, loop, optimization, seeds
@@ -141,6 +142,15 @@ class Pretrainer:
             config = self.config
             settings = loop.LoopSettings.from_config(
                 config, config.model_dir, config.num_train_steps, config.seed
+            )
+            settings.flops_per_example = (
+                config.max_seq_length
+                * flops.electra_train_flops_per_token(
+                    self.model.discriminator.config,
+                    getattr(self.model.generator, "config", None),
+                    config.max_seq_length,
+                    config.max_predictions_per_seq,
+                )
             )
             self._loop = loop.TrainLoop(
                 self.strategy,

@@ -33,6 +33,8 @@ class LoopSettings:
     jit_compile: bool = False
     global_batch_size: int = 1
     tokens_per_example: int = 1
+    # Model FLOPs of one training example (forward + backward, `modeling.flops`); 0: not logged.
+    flops_per_example: float = 0.0
     summary_dir: str = None
     # Log (and write summaries) every this many steps, averaged over them; None: every host loop.
     # A host loop ends at each logging step. Host-loop boundaries depend on steps only (never on
@@ -273,8 +275,9 @@ class TrainLoop:
         eta = (settings.num_train_steps - step) / max(overall, 1e-9)
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(means.items()))
         if self.is_chief:
+            tflops = examples_per_s * settings.flops_per_example / 1e12
             logging.info(
-                "step %d/%d (%.0f%%): %s | %.2f steps/s, %.1f examples/s, %.0f tokens/s, ETA %s",
+                "step %d/%d (%.0f%%): %s | %.2f steps/s, %.1f examples/s, %.0f tokens/s%s, ETA %s",
                 step,
                 settings.num_train_steps,
                 100.0 * step / settings.num_train_steps,
@@ -282,12 +285,15 @@ class TrainLoop:
                 steps_per_s,
                 examples_per_s,
                 examples_per_s * settings.tokens_per_example,
+                f", {tflops:.4g} model TFLOP/s" if settings.flops_per_example else "",
                 _format_seconds(eta),
             )
             with self._writer.as_default(step=step):
                 for k, v in means.items():
                     tf.summary.scalar(f"train/{k}", v)
                 tf.summary.scalar("train/examples_per_second", examples_per_s)
+                if settings.flops_per_example:
+                    tf.summary.scalar("train/model_tflops_per_second", tflops)
                 lr = self.optimizer.learning_rate
                 lr = lr(step) if callable(lr) else tf.convert_to_tensor(lr)
                 tf.summary.scalar("train/learning_rate", float(lr))

@@ -31,16 +31,18 @@ import time
 import tensorflow as tf
 from absl import logging
 
-from electra_tf import fileio
-from electra_tf import vocab as vocab_lib
-from electra_tf.data import pretraining_data
-from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.finetuning.runner import run_finetuning
-from electra_tf.pretraining import trainer
-from electra_tf.pretraining.config import PretrainingConfig
+# This checkout's electra_tf, whichever one is installed (as the other benchmarks do).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from electra_tf import fileio  # noqa: E402
+from electra_tf import vocab as vocab_lib  # noqa: E402
+from electra_tf.data import pretraining_data  # noqa: E402
+from electra_tf.finetuning.config import FinetuningConfig  # noqa: E402
+from electra_tf.finetuning.runner import run_finetuning  # noqa: E402
+from electra_tf.pretraining import trainer  # noqa: E402
+from electra_tf.pretraining.config import PretrainingConfig  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
+SHARED = os.environ.get("ELECTRA_TF_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 CORPUS = os.path.join(SHARED, "corpora", "ko_movie_reviews.txt")
 FINETUNE = os.path.join(SHARED, "finetune")
 

@@ -113,49 +113,55 @@ def plot_score_vs_compute(study, data, path):
     return path
 
 
-def plot_pretraining(study, data, path):
+def plot_pretraining_curves(study, path):
+    """The two pre-training runs' logged training curves, overlaid (electra-plot's compare)."""
+    from replicate import ARM_LABELS  # noqa: PLC0415
+
+    runs = {
+        ARM_LABELS[arm]: os.path.join(study.out, "models", arm)
+        for arm in ("electra", "mlm")
+        if os.path.isdir(os.path.join(study.out, "models", arm))
+    }
+    tags = [
+        "train/loss",
+        "train/masked_lm_loss",
+        "train/masked_lm_accuracy",
+        "train/disc_loss",
+        "train/disc_accuracy",
+        "train/sampled_masked_lm_accuracy",
+    ]
+    title = "Pre-training curves (TensorBoard logs; ELECTRA's masked-LM curves are its generator's)"
+    return plots.compare_training_curves(runs, path, tags=tags, title=title)
+
+
+def plot_pretraining_evals(data, path):
+    """Evaluation metrics at each compute point against pre-training FLOPs."""
     from replicate import ARM_LABELS, COLORS  # noqa: PLC0415
 
     pyplot = plots._pyplot()
-    series = {}
-    for arm in ("electra", "mlm"):
-        model_dir = os.path.join(study.out, "models", arm)
-        if os.path.isdir(model_dir):
-            series[arm] = plots.read_scalars(model_dir)
     panels = [
-        ("train/loss", "training loss (total)"),
-        ("train/masked_lm_loss", "training masked-LM loss"),
-        ("train/masked_lm_accuracy", "training masked-LM accuracy"),
-        ("train/disc_loss", "training discriminator loss (ELECTRA)"),
-        ("eval/masked_lm_accuracy", "eval masked-LM accuracy at compute points"),
-        ("eval/disc_auc", "eval disc_auc at compute points (ELECTRA)"),
+        ("masked_lm_accuracy", "eval masked-LM accuracy"),
+        ("masked_lm_loss", "eval masked-LM loss"),
+        ("disc_auc", "eval disc_auc (ELECTRA)"),
     ]
-    figure, axes = pyplot.subplots(2, 3, figsize=(14.0, 7.0), squeeze=False)
-    flops_per_step = (data["plan"] or {}).get("flops_per_step", {})
-    for axis, (tag, title) in zip(axes.flat, panels):
-        for arm in series:
-            if tag.startswith("eval/"):
-                record = data["pre"].get(arm)
-                points = (record or {}).get("points", [])
-                metric = tag.split("/", 1)[1]
-                points = [p for p in points if metric in p]
-                if not points:
-                    continue
-                xs = [p["global_step"] for p in points]
-                ys = [p[metric] for p in points]
-                axis.plot(xs, ys, marker="o", color=COLORS[arm], label=ARM_LABELS[arm])
-            elif tag in series[arm]:
-                steps, values = zip(*series[arm][tag])
-                axis.plot(steps, values, color=COLORS[arm], linewidth=1.2, label=ARM_LABELS[arm])
+    figure, axes = pyplot.subplots(1, 3, figsize=(13.0, 3.6), squeeze=False)
+    for axis, (metric, title) in zip(axes.flat, panels):
+        for arm in ("electra", "mlm"):
+            points = [p for p in ((data["pre"].get(arm) or {}).get("points", [])) if metric in p]
+            if points:
+                axis.plot(
+                    [p["flops"] / 1e12 for p in points],
+                    [p[metric] for p in points],
+                    marker="o",
+                    color=COLORS[arm],
+                    label=ARM_LABELS[arm],
+                )
         axis.set_title(title, fontsize=10)
-        axis.set_xlabel("pre-training step")
+        axis.set_xlabel("pre-training compute (TFLOPs, matmuls)")
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-    per_step = ", ".join(
-        f"{ARM_LABELS[a]} {v / 1e9:.1f} GFLOPs/step" for a, v in flops_per_step.items()
-    )
-    figure.suptitle(f"Pre-training curves at equal total FLOPs ({per_step})", fontsize=11)
+    figure.suptitle("Pre-training evaluation at each compute point", fontsize=11)
     figure.tight_layout()
     plots._save(figure, path)
     pyplot.close(figure)
@@ -172,8 +178,9 @@ def write_report(study):
     partial = bool(data["missing"])
     results_dir = os.path.join(study.report_dir, "results")
     written = []
-    if plan:
-        written.append(plot_pretraining(study, data, os.path.join(results_dir, "pretraining.png")))
+    curves = plot_pretraining_curves(study, os.path.join(results_dir, "pretraining_curves.png"))
+    written += [curves] if curves else []
+    written.append(plot_pretraining_evals(data, os.path.join(results_dir, "pretraining_eval.png")))
     written.append(
         plot_score_vs_compute(study, data, os.path.join(results_dir, "score_vs_compute.png"))
     )
@@ -279,7 +286,9 @@ def write_report(study):
         f"{s.num_eval_steps} batches of {s.eval_batch_size} from the start of the pre-training "
         "data (the toolkit's `do_eval`, the reference's nine metrics).",
         "",
-        "![pre-training curves](results/pretraining.png)",
+        "![pre-training curves](results/pretraining_curves.png)",
+        "",
+        "![pre-training evaluation at each compute point](results/pretraining_eval.png)",
         "",
     ]
 

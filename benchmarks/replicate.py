@@ -28,6 +28,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -270,6 +271,31 @@ class Study:
         )
         return pretraining_data.read_dataset_info(os.path.join(self.out, "pretrain_tfrecords"))
 
+    def unigram(self):
+        """The context-free baseline of the masked-LM task: the entropy of the token frequencies in
+        the pre-training data (the masked-LM loss of a model that predicts the frequencies alone)
+        and the most frequent token's share (its accuracy). Special tokens are never masked, so
+        they are left out."""
+        data_dir = os.path.join(self.out, "pretrain_tfrecords")
+        length = self.setup.max_seq_length
+        spec = {k: tf.io.FixedLenFeature([length], tf.int64) for k in ("input_ids", "input_mask")}
+        tokens = fileio.read_text(self.vocab_file).splitlines()
+        counts = np.zeros(len(tokens), np.int64)
+        files = tf.io.gfile.glob(os.path.join(data_dir, "pretrain_data.tfrecord*"))
+        dataset = tf.data.TFRecordDataset(sorted(files)).batch(4096)
+        for batch in dataset.map(lambda r: tf.io.parse_example(r, spec)):
+            ids = batch["input_ids"].numpy()[batch["input_mask"].numpy() == 1]
+            counts += np.bincount(ids, minlength=len(tokens))[: len(tokens)]
+        for special in ("[PAD]", "[CLS]", "[SEP]", "[MASK]"):
+            counts[tokens.index(special)] = 0
+        p = counts / counts.sum()
+        return {
+            "entropy_nats": float(-(p[p > 0] * np.log(p[p > 0])).sum()),
+            "top_token": tokens[int(p.argmax())],
+            "top_token_share": float(p.max()),
+            "tokens": int(counts.sum()),
+        }
+
     def finetune_data(self):
         """Each task's folder under <output_dir>/finetuning_data: the first examples of its train
         (and dev) split, so every arm and trial sees the same data."""
@@ -407,6 +433,7 @@ class Study:
         corpus = self.stage("corpus", self.corpus)
         vocab = self.stage("vocab", lambda: self.vocab(corpus))
         self.stage("pretraining_data", lambda: self.dataset(corpus))
+        self.stage("unigram", self.unigram)
         self.stage("finetuning_data", self.finetune_data)
         self.size()
         plan = self.stage("plan", lambda: self.plan(vocab["vocab_size"]))

@@ -37,7 +37,7 @@ def collect(study):
             stages[name] = record
         return record
 
-    for name in ("corpus", "vocab", "pretraining_data", "finetuning_data", "plan"):
+    for name in ("corpus", "vocab", "pretraining_data", "unigram", "finetuning_data", "plan"):
         get(name)
     plan = stages.get("plan")
     pre = {arm: get(f"pretrain_{arm}") for arm in ("electra", "mlm")}
@@ -106,7 +106,8 @@ def plot_score_vs_compute(study, data, path):
         axis.set_ylabel(f"dev {TASKS[task][1]} (mean ± std over trials)")
         axis.set_title(task, fontsize=10)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8)
     figure.suptitle("Downstream score vs pre-training compute", fontsize=11)
     plots._save(figure, path)
     pyplot.close(figure)
@@ -166,6 +167,46 @@ def plot_pretraining_evals(data, path):
     plots._save(figure, path)
     pyplot.close(figure)
     return path
+
+
+def _unigram_lines(unigram):
+    if not unigram:
+        return []
+    return [
+        "Context-free baseline (stage `unigram`, from the pre-training data): a model that "
+        "ignores the context and predicts the token frequencies has a masked-LM loss of "
+        f"{unigram['entropy_nats']:.3f} (the frequencies' entropy, in nats) and, always predicting "
+        f"the most frequent token `{unigram['top_token']}`, an accuracy of "
+        f"{unigram['top_token_share']:.4f}.",
+        "",
+    ]
+
+
+def _pretraining_verdicts(data, unigram):
+    """What the pre-training runs learned, against the context-free baseline and chance."""
+    from replicate import ARM_LABELS  # noqa: PLC0415
+
+    lines = []
+    for arm in ("electra", "mlm"):
+        points = (data["pre"].get(arm) or {}).get("points")
+        if not points or not unigram:
+            continue
+        last = points[-1]
+        gap = unigram["entropy_nats"] - last["masked_lm_loss"]
+        what = "generator's " if arm == "electra" else ""
+        lines.append(
+            f"- {ARM_LABELS[arm]} pre-training: the {what}eval masked-LM loss "
+            f"{last['masked_lm_loss']:.3f} is {gap:.3f} nats below the context-free baseline "
+            f"{unigram['entropy_nats']:.3f} (accuracy {last['masked_lm_accuracy']:.4f} vs "
+            f"{unigram['top_token_share']:.4f})"
+            + (
+                f"; the discriminator's disc_auc is {last['disc_auc']:.3f} (chance 0.5), "
+                f"recall of replaced tokens {last['disc_recall']:.3f}."
+                if "disc_auc" in last
+                else "."
+            )
+        )
+    return lines
 
 
 def write_report(study):
@@ -286,6 +327,7 @@ def write_report(study):
         f"{s.num_eval_steps} batches of {s.eval_batch_size} from the start of the pre-training "
         "data (the toolkit's `do_eval`, the reference's nine metrics).",
         "",
+        *_unigram_lines(stages.get("unigram")),
         "![pre-training curves](results/pretraining_curves.png)",
         "",
         "![pre-training evaluation at each compute point](results/pretraining_eval.png)",
@@ -345,6 +387,7 @@ def write_report(study):
     lines += ["![downstream score vs pre-training compute](results/score_vs_compute.png)", ""]
     lines += ["## What held and what did not", ""]
     lines += verdicts or ["- Not enough finished stages to compare the arms."]
+    lines += _pretraining_verdicts(data, stages.get("unigram"))
     lines.append("")
     if not study.quick and os.path.exists(NOTES):
         lines += [fileio.read_text(NOTES).strip(), ""]

@@ -83,8 +83,9 @@ def test_equal_flops_and_results_from_the_runs(quick_study):
 def test_rerun_skips_every_finished_stage(quick_study):
     out, first = quick_study
     stages = sorted(os.listdir(os.path.join(out, "stages")))
-    # corpus, vocab, data, task data, plan; 2 pre-training runs; 3 arms x 2 tasks fine-tuned
-    assert len(stages) == 13
+    # corpus, vocab, data, unigram baseline, task data, plan; 2 pre-training runs; 3 arms x 2
+    # tasks fine-tuned
+    assert len(stages) == 14
     again = run_python("benchmarks/replicate.py", "--quick", "--output_dir", out, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[stage]" not in again.stderr

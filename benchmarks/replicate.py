@@ -48,6 +48,11 @@ CORPUS = os.path.join(SHARED, "corpora", "ko_movie_reviews.txt")
 FINETUNE = os.path.join(SHARED, "finetune")
 
 ARMS = ("electra", "mlm", "random")
+# A diagnostic run after the study: ELECTRA with replacements drawn uniformly from the vocabulary
+# (no generator), so the discriminator's task does not wait for a generator to learn; half the
+# ELECTRA arm's steps. It tells a discriminator that cannot learn from one that has had too little
+# compute to learn against a generator's (frequent-token) replacements.
+DIAGNOSTIC = "electra_uniform_generator"
 ARM_LABELS = {"electra": "ELECTRA", "mlm": "masked LM", "random": "no pre-training"}
 COLORS = {"electra": "#1f77b4", "mlm": "#d62728", "random": "#7f7f7f"}
 # The score each task is judged by (a key of its results JSON), and how to print it.
@@ -187,8 +192,11 @@ def train_flops_per_sequence(config):
             disc["hidden_size"], emb, vocab, positions
         )
         return 3 * forward
-    gen = config.generator_hparams()
-    forward = encoder_flops(gen, seq) + mlm_head_flops(gen["hidden_size"], emb, vocab, positions)
+    forward = 0
+    if not config.uniform_generator:
+        gen = config.generator_hparams()
+        forward += encoder_flops(gen, seq)
+        forward += mlm_head_flops(gen["hidden_size"], emb, vocab, positions)
     hidden = disc["hidden_size"]
     forward += encoder_flops(disc, seq) + seq * 2 * (hidden * hidden + hidden)  # + RTD head
     return 3 * forward
@@ -335,7 +343,8 @@ class Study:
             arm,
             self.out,
             model_size=self.size_file,
-            electra_objective=arm == "electra",
+            electra_objective=arm != "mlm",
+            uniform_generator=arm == DIAGNOSTIC,
             vocab_size=vocab_size,
             do_lower_case=False,
             max_seq_length=s.max_seq_length,
@@ -459,6 +468,16 @@ class Study:
                             arm, task, step, vocab["vocab_size"]
                         ),
                     )
+        steps = s.electra_steps // 2
+        flops = train_flops_per_sequence(
+            self.pretrain_config(DIAGNOSTIC, vocab["vocab_size"], steps)
+        )
+        self.stage(
+            f"pretrain_{DIAGNOSTIC}",
+            lambda: self.pretrain(
+                DIAGNOSTIC, vocab["vocab_size"], steps, flops * s.train_batch_size
+            ),
+        )
         return self.report()
 
     # -- the report --

@@ -209,6 +209,38 @@ def _pretraining_verdicts(data, unigram):
     return lines
 
 
+def _diagnostic_lines(study, data):
+    """The uniform-replacement run beside the ELECTRA arm at the same steps."""
+    from replicate import DIAGNOSTIC  # noqa: PLC0415
+
+    record = study.done(f"pretrain_{DIAGNOSTIC}")
+    electra = data["pre"].get("electra")
+    if not record or not electra:
+        return ["## Diagnostic", "", f"Missing: stage `pretrain_{DIAGNOSTIC}`.", ""]
+    lines = [
+        "## Diagnostic: can the discriminator learn at all?",
+        "",
+        f"Stage `pretrain_{DIAGNOSTIC}`: the same ELECTRA run except that the replacements are "
+        'drawn uniformly from the vocabulary (`"uniform_generator": true`, no generator), for '
+        "half the ELECTRA arm's steps. Uniform replacements are mostly rare pieces, easy to spot "
+        "without much context; the arm's generator replaces with plausible frequent tokens.",
+        "",
+        "| run | step | eval disc_auc | eval disc_recall | eval disc_accuracy |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for label, points in (
+        ("ELECTRA", electra["points"]),
+        ("ELECTRA, uniform replacements", record["points"]),
+    ):
+        for p in points:
+            lines.append(
+                f"| {label} | {p['global_step']:,} | {p['disc_auc']:.4f} | "
+                f"{p['disc_recall']:.4f} | {p['disc_accuracy']:.4f} |"
+            )
+    lines.append("")
+    return lines
+
+
 def write_report(study):
     """Writes <report_dir>/RESULTS.md and <report_dir>/results/*.png; returns their paths."""
     from replicate import ARM_LABELS, TASKS  # noqa: PLC0415
@@ -334,6 +366,7 @@ def write_report(study):
         "",
     ]
 
+    lines += _diagnostic_lines(study, data)
     lines += ["## Downstream", ""]
     verdicts = []
     for task in s.tasks:

@@ -52,6 +52,11 @@ def test_quick_study_writes_every_table_and_plot(quick_study):
             assert float(std) >= 0 and -100 <= float(mean) <= 100
             assert int(trials) == 2
             assert (int(steps.replace(",", "")) == 0) == (arm == "no pre-training")
+    diagnostic = _table(text, "## Diagnostic")
+    assert [r[0] for r in diagnostic] == ["ELECTRA", "ELECTRA, uniform replacements"]
+    for row in diagnostic:
+        int(row[1].replace(",", ""))
+        assert 0 <= float(row[2]) <= 1 and 0 <= float(row[3]) <= 1
     pre = _table(text, "## Pre-training")
     assert {r[0] for r in pre} == {"ELECTRA", "masked LM"}
     for row in pre:
@@ -84,8 +89,8 @@ def test_rerun_skips_every_finished_stage(quick_study):
     out, first = quick_study
     stages = sorted(os.listdir(os.path.join(out, "stages")))
     # corpus, vocab, data, unigram baseline, task data, plan; 2 pre-training runs; 3 arms x 2
-    # tasks fine-tuned
-    assert len(stages) == 14
+    # tasks fine-tuned; the uniform-generator diagnostic
+    assert len(stages) == 15
     again = run_python("benchmarks/replicate.py", "--quick", "--output_dir", out, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[stage]" not in again.stderr

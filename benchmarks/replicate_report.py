@@ -24,7 +24,7 @@ def _fmt_s(seconds):
 
 def collect(study):
     """{'stages': {name: record}, 'missing': [names], 'rows': {task: [row]}, 'points': ...}."""
-    from replicate import ARMS  # noqa: PLC0415
+    from replicate import ARMS, DIAGNOSTIC  # noqa: PLC0415
 
     s = study.setup
     stages, missing = {}, []
@@ -41,6 +41,7 @@ def collect(study):
         get(name)
     plan = stages.get("plan")
     pre = {arm: get(f"pretrain_{arm}") for arm in ("electra", "mlm")}
+    get(f"pretrain_{DIAGNOSTIC}")
     rows = {}
     for task in s.tasks:
         rows[task] = []

@@ -123,6 +123,7 @@ def compare_training_curves(runs, path, tags=None, title=None):
     for axis in list(axes.flat)[len(tags) :]:
         axis.set_visible(False)
     figure.suptitle(title or "training curves", fontsize=11)
+    figure.tight_layout()
     _save(figure, path)
     pyplot.close(figure)
     return path

@@ -6,12 +6,14 @@ The whole study as one resumable sequence of this toolkit's own runs under `--ou
 (default `replicate_output/`, or `replicate_quick/` with `--quick`):
 
 1. a slice of `../shared/corpora/ko_movie_reviews.txt` -> WordPiece vocabulary
-   (`electra_tf.vocab.learn_wordpiece_vocab`) -> TFRecords (`pretraining_data.build_dataset`);
+   (`electra_tf.vocab.learn_wordpiece_vocab`) -> TFRecords (`pretraining_data.build_dataset`),
+   and the context-free baseline of the masked-LM task on that data (stage `unigram`);
 2. pre-training (`electra_tf.pretraining.trainer`) of two arms of the same encoder at the same
    pre-training FLOPs: ELECTRA (generator + discriminator) and a masked LM, which gets more steps
    because its step costs less; each is evaluated at several checkpoints (compute points);
 3. fine-tuning (`run_finetuning`, several trials) of every arm at every compute point, and of the
    same encoder from random initialisation (no pre-training), on the Korean downstream tasks;
+   then a diagnostic ELECTRA run with uniform replacements (can the discriminator learn at all?);
 4. RESULTS.md and PNG plots in `--report_dir`, written only from the runs' own files (results
    JSON, evaluation JSON, TensorBoard event files, stage records).
 
@@ -489,7 +491,9 @@ class Study:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized smoke run (about a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI-sized smoke run (about 2 CPU minutes)"
+    )
     parser.add_argument("--output_dir", help="runs go here (default replicate_output/)")
     parser.add_argument(
         "--report_dir",

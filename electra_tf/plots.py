@@ -92,6 +92,43 @@ def plot_training_curves(log_dir, path, title=None):
     return path
 
 
+def compare_training_curves(runs, path, tags=None, title=None):
+    """Several runs' training curves overlaid, one panel per tag against the step; `runs` maps a
+    label to a log directory. Tags: `tags` (those no run logged are left out), else every
+    training curve any run logged. Returns `path`, or None when no run holds training scalars."""
+    series = {label: read_scalars(log_dir) for label, log_dir in runs.items()}
+    logged = set().union(*(s.keys() for s in series.values())) if series else set()
+    if tags is None:
+        tags = [t for t in CURVES if t in logged] + sorted(
+            t for t in logged if t.startswith("train/") and t not in CURVES
+        )
+    tags = [t for t in tags if t in logged]
+    if not tags:
+        return None
+    pyplot = _pyplot()
+    columns = min(3, len(tags))
+    rows = math.ceil(len(tags) / columns)
+    figure, axes = pyplot.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False
+    )
+    for axis, tag in zip(axes.flat, tags):
+        for label, scalars in series.items():
+            if tag in scalars:
+                steps, values = zip(*scalars[tag])
+                axis.plot(steps, values, linewidth=1.2, label=label)
+        axis.set_title(tag.split("/", 1)[-1], fontsize=10)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    for axis in list(axes.flat)[len(tags) :]:
+        axis.set_visible(False)
+    figure.suptitle(title or "training curves", fontsize=11)
+    figure.tight_layout()
+    _save(figure, path)
+    pyplot.close(figure)
+    return path
+
+
 def plot_finetuning_scores(results_json, path):
     """Every trial's score per task and metric (dots) with the mean (bar), from a
     `<tasks>_results.json` written by run_finetuning.py; returns `path`."""
@@ -148,16 +185,30 @@ def _main(fv):
     if not tf.io.gfile.isdir(fv.model_dir):
         raise FileNotFoundError(f"--model_dir {fv.model_dir} is not a folder")
     written = plot_model_dir(fv.model_dir, fv.output_dir)
+    if fv.compare_with:
+        runs = {fileio.basename(fv.model_dir.rstrip("/")): fv.model_dir}
+        for other in fv.compare_with.split(","):
+            if not tf.io.gfile.isdir(other):
+                raise FileNotFoundError(f"--compare_with {other} is not a folder")
+            runs[fileio.basename(other.rstrip("/"))] = other
+        path = fileio.join(fv.output_dir or fileio.join(fv.model_dir, "plots"), "compared.png")
+        written += [p for p in [compare_training_curves(runs, path)] if p]
     if not written:
         raise ValueError(f"{fv.model_dir} holds no training logs or fine-tuning results to plot")
     print("Wrote " + ", ".join(written))
 
 
 COMMAND = cli.Command(
-    usage="--model_dir=DATA/models/NAME [--output_dir=DIR]",
+    usage="--model_dir=DATA/models/NAME [--output_dir=DIR] [--compare_with=DIR,...]",
     flags=(
         ("model_dir", str, None, "A model directory of run_pretraining.py or run_finetuning.py."),
         ("output_dir", str, None, "Where the PNGs go (default: <model_dir>/plots)."),
+        (
+            "compare_with",
+            str,
+            None,
+            "Other model dirs (comma-separated) whose training curves compared.png overlays.",
+        ),
     ),
     main=_main,
     required=("model_dir",),

@@ -52,3 +52,30 @@ def test_nothing_to_plot_is_a_clear_error(tmp_path, capsys):
     assert plots.COMMAND(["electra-plot", f"--model_dir={tmp_path}"]) == 1
     assert "holds no training logs or fine-tuning results" in capsys.readouterr().err
     assert plots.COMMAND(["electra-plot", f"--model_dir={tmp_path}/missing"]) == 1
+
+
+def test_compare_overlays_the_runs_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    _log(tmp_path / "a", [(s, {"train/loss": 5.0 / s, "train/disc_loss": 0.7}) for s in (1, 2)])
+    _log(tmp_path / "b", [(s, {"train/loss": 4.0 / s}) for s in (1, 2, 3)])
+    out = tmp_path / "out"
+    assert (
+        plots.COMMAND(
+            [
+                "electra-plot",
+                f"--model_dir={tmp_path / 'a'}",
+                f"--compare_with={tmp_path / 'b'}",
+                f"--output_dir={out}",
+            ]
+        )
+        == 0
+    )
+    assert (out / "compared.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    runs = {"a": str(tmp_path / "a"), "b": str(tmp_path / "b")}
+    assert plots.compare_training_curves(runs, str(out / "x.png"), tags=["train/nope"]) is None
+    assert (
+        plots.COMMAND(
+            ["electra-plot", f"--model_dir={tmp_path / 'a'}", f"--compare_with={tmp_path}/missing"]
+        )
+        == 1
+    )

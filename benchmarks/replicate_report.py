@@ -85,7 +85,7 @@ def score(record, task):
 def plot_score_vs_compute(study, data, path):
     from replicate import ARM_LABELS, COLORS, TASKS  # noqa: PLC0415
 
-    pyplot = plots._pyplot()
+    pyplot = plots.pyplot_module()
     tasks = study.setup.tasks
     figure, axes = pyplot.subplots(1, len(tasks), figsize=(5.0 * len(tasks), 3.8), squeeze=False)
     for axis, task in zip(axes.flat, tasks):
@@ -110,7 +110,7 @@ def plot_score_vs_compute(study, data, path):
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
     figure.suptitle("Downstream score vs pre-training compute", fontsize=11)
-    plots._save(figure, path)
+    plots.save_png(figure, path)
     pyplot.close(figure)
     return path
 
@@ -140,7 +140,7 @@ def plot_pretraining_evals(data, path):
     """Evaluation metrics at each compute point against pre-training FLOPs."""
     from replicate import ARM_LABELS, COLORS  # noqa: PLC0415
 
-    pyplot = plots._pyplot()
+    pyplot = plots.pyplot_module()
     panels = [
         ("masked_lm_accuracy", "eval masked-LM accuracy"),
         ("masked_lm_loss", "eval masked-LM loss"),
@@ -165,7 +165,7 @@ def plot_pretraining_evals(data, path):
             axis.legend(fontsize=8)
     figure.suptitle("Pre-training evaluation at each compute point", fontsize=11)
     figure.tight_layout()
-    plots._save(figure, path)
+    plots.save_png(figure, path)
     pyplot.close(figure)
     return path
 

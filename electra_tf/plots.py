@@ -44,7 +44,7 @@ def read_scalars(log_dir):
     return {tag: sorted(points.items()) for tag, points in series.items()}
 
 
-def _pyplot():
+def pyplot_module():
     try:
         import matplotlib  # noqa: PLC0415 -- optional extra
 
@@ -57,7 +57,7 @@ def _pyplot():
     return pyplot
 
 
-def _save(figure, path):
+def save_png(figure, path):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     fileio.write_bytes_atomic(path, buffer.getvalue())
@@ -72,7 +72,7 @@ def plot_training_curves(log_dir, path, title=None):
     )
     if not tags:
         return None
-    pyplot = _pyplot()
+    pyplot = pyplot_module()
     columns = min(3, len(tags))
     rows = math.ceil(len(tags) / columns)
     figure, axes = pyplot.subplots(
@@ -87,7 +87,7 @@ def plot_training_curves(log_dir, path, title=None):
     for axis in list(axes.flat)[len(tags) :]:
         axis.set_visible(False)
     figure.suptitle(title or log_dir, fontsize=11)
-    _save(figure, path)
+    save_png(figure, path)
     pyplot.close(figure)
     return path
 
@@ -105,7 +105,7 @@ def compare_training_curves(runs, path, tags=None, title=None):
     tags = [t for t in tags if t in logged]
     if not tags:
         return None
-    pyplot = _pyplot()
+    pyplot = pyplot_module()
     columns = min(3, len(tags))
     rows = math.ceil(len(tags) / columns)
     figure, axes = pyplot.subplots(
@@ -124,7 +124,7 @@ def compare_training_curves(runs, path, tags=None, title=None):
         axis.set_visible(False)
     figure.suptitle(title or "training curves", fontsize=11)
     figure.tight_layout()
-    _save(figure, path)
+    save_png(figure, path)
     pyplot.close(figure)
     return path
 
@@ -143,7 +143,7 @@ def plot_finetuning_scores(results_json, path):
                     points.setdefault(f"{task}\n{metric}", []).append(value)
     if not points:
         return None
-    pyplot = _pyplot()
+    pyplot = pyplot_module()
     labels = sorted(points)
     figure, axis = pyplot.subplots(figsize=(max(4.0, 1.3 * len(labels)), 3.5))
     for i, label in enumerate(labels):
@@ -154,7 +154,7 @@ def plot_finetuning_scores(results_json, path):
     axis.set_ylabel("score (dots: trials, bar: mean)")
     axis.grid(axis="y", alpha=0.3)
     axis.set_title(fileio.basename(results_json), fontsize=10)
-    _save(figure, path)
+    save_png(figure, path)
     pyplot.close(figure)
     return path
 

@@ -42,6 +42,7 @@ def make_pretrainer(hparams, steps, num_train_steps=10**6):
         num_train_steps=num_train_steps,
         iterations_per_loop=steps,
         save_checkpoints_steps=10**9,
+        allow_missing_dataset_info=True,  # synthetic records, not a builder's output
         **hparams,
     )
     return Pretrainer(config)

@@ -46,14 +46,14 @@ def _read_reference(path, hparams, vocab_file):
     return reference.load_reference_checkpoint(path, hparams, vocab_file), vocab_file
 
 
-def _read_ours(path, hparams, vocab_file):
+def _read_ours(path, hparams, vocab_file, task=None):
     if hparams:
         raise ValueError(
             "--hparams does not apply to --from ours: the model dir's "
             "pretrain_config.json fixes the model."
         )
     if saved_model.is_finetuned_model_dir(path):
-        finetuned = saved_model.load_finetuned_model(path, vocab_file)
+        finetuned = saved_model.load_finetuned_model(path, vocab_file, task)
         return finetuned, finetuned.vocab_file
     if vocab_file is None:  # the model dir's copy, else DATA/vocab.txt of DATA/models/NAME
         folder = path if tf.io.gfile.isdir(path) else posixpath.dirname(path)
@@ -134,8 +134,12 @@ WRITERS = {
 }
 
 
-def convert(source, target, input_path, output, vocab_file=None, hparams=None, overwrite=False):
+def convert(
+    source, target, input_path, output, vocab_file=None, hparams=None, overwrite=False, task=None
+):
     """Reads `input_path` as `source`, writes `output` as `target`; returns the paths written.
+
+    `task` picks one task of a jointly fine-tuned model (`--from ours`).
 
     A non-empty `output` is refused unless `overwrite`; then it is moved aside, replaced, and
     deleted only once the new output is complete (restored if writing fails).
@@ -143,7 +147,7 @@ def convert(source, target, input_path, output, vocab_file=None, hparams=None, o
     if source == target:
         raise ValueError(f"--from and --to are both {source!r}: nothing to convert.")
     if not tf.io.gfile.exists(output) or not tf.io.gfile.listdir(output):
-        return _convert(source, target, input_path, output, vocab_file, hparams)
+        return _convert(source, target, input_path, output, vocab_file, hparams, task)
     if not overwrite:
         raise FileExistsError(
             f"--output {output} is not empty; pass --overwrite to replace it (stale files of the "
@@ -152,7 +156,7 @@ def convert(source, target, input_path, output, vocab_file=None, hparams=None, o
     aside = f"{output.rstrip('/')}.old-{os.getpid()}"
     tf.io.gfile.rename(output, aside)
     try:
-        written = _convert(source, target, input_path, output, vocab_file, hparams)
+        written = _convert(source, target, input_path, output, vocab_file, hparams, task)
     except BaseException:
         if tf.io.gfile.exists(output):
             tf.io.gfile.rmtree(output)
@@ -162,7 +166,9 @@ def convert(source, target, input_path, output, vocab_file=None, hparams=None, o
     return written
 
 
-def _convert(source, target, input_path, output, vocab_file, hparams):
+def _convert(source, target, input_path, output, vocab_file, hparams, task):
+    if task is not None and source != "ours":
+        raise ValueError("--task picks a task of a fine-tuned model: it needs --from ours.")
     if mobilebert.is_bert_family(source, input_path):
         if hparams or target not in ("hf", "reference", "ours"):
             raise ValueError(
@@ -172,7 +178,8 @@ def _convert(source, target, input_path, output, vocab_file, hparams):
         _, kind = mobilebert.convert(source, target, input_path, output, vocab_file)
         print(f"Wrote {output} ({kind}).")
         return [output]
-    model, vocab_file = READERS[source](input_path, hp.load_hparams(hparams), vocab_file)
+    extra = {"task": task} if task is not None else {}
+    model, vocab_file = READERS[source](input_path, hp.load_hparams(hparams), vocab_file, **extra)
     return WRITERS[target](model, output, vocab_file)
 
 
@@ -184,13 +191,18 @@ FLAGS = (
     ("vocab_file", str, None, "The vocabulary (default: vocab.txt found with the input)."),
     ("hparams", str, None, "JSON: PretrainingConfig hparams and encoder keys not in the input."),
     ("overwrite", bool, False, "Replace a non-empty --output (only once the new one is written)."),
+    ("task", str, None, "ours: the task to export from a jointly fine-tuned model."),
 )
 
 
 def main(fv):
     source, target, input_path, output = cli.values(fv, "from", "to", "input", "output").values()
     convert(
-        source, target, input_path, output, **cli.values(fv, "vocab_file", "hparams", "overwrite")
+        source,
+        target,
+        input_path,
+        output,
+        **cli.values(fv, "vocab_file", "hparams", "overwrite", "task"),
     )
 
 

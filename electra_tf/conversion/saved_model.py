@@ -268,10 +268,26 @@ def is_finetuned_model_dir(path):
     return model_dir_lib.describe(path)[model_dir_lib.TASK_INFO] is not None
 
 
-def load_finetuned_model(path, vocab_file=None):
+def _one_task(info, folder, task):
+    """The task_info of `task` (of a jointly trained model's tasks; any name for a single task)."""
+    tasks = info.get("tasks")
+    if tasks is None:
+        if task not in (None, info["task"]):
+            raise ValueError(f"{folder} holds a model for task {info['task']!r}, not {task!r}.")
+        return info
+    if task not in tasks:
+        raise ValueError(
+            f"{folder} holds a model trained jointly on {', '.join(tasks)}: pass --task with one "
+            "of them to export that task's head."
+        )
+    return tasks[task]
+
+
+def load_finetuned_model(path, vocab_file=None, task=None):
     """A run_finetuning.py model dir (or one `ckpt-N` in it) -> `FinetunedModel`.
 
     The vocabulary is `vocab_file`, else the one the model was fine-tuned with (task_info.json).
+    A jointly trained model (several tasks) exports one task at a time: `task` names it.
     """
     folder = model_dir_lib.checkpoint_dir(path)
     files = model_dir_lib.describe(path)
@@ -282,7 +298,7 @@ def load_finetuned_model(path, vocab_file=None):
                 "dir written by run_finetuning.py "
                 "(finetuning_models/<task>_model_<trial>)."
             )
-    info = files[model_dir_lib.TASK_INFO]
+    info = _one_task(files[model_dir_lib.TASK_INFO], folder, task)
     if info["kind"] not in _SENTENCE_KINDS:
         raise ValueError(
             f"{folder} holds a {info['kind']} model for task {info['task']!r}; only "

@@ -68,6 +68,9 @@ class FinetuningConfig(hp.HParams):
         # model
         self.model_size = "small"  # a bundled size name or the path of a size JSON file
         self.task_names = ["chunk"]
+        # As the reference, every task of task_names trains in one model (one encoder, a head per
+        # task, batches mixing the tasks); False trains one model per task.
+        self.joint_training = True
         self.model_hparam_overrides = {}  # BERT config keys overriding the size's
         self.embedding_size = None  # hidden size by default
         self.vocab_size = 30522

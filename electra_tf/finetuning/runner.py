@@ -1,12 +1,17 @@
 """Fine-tuning end to end: data, model, pre-trained weights, training, evaluation, results.
 
-For every trial and task (each task gets its own model; the reference trains listed tasks jointly):
-seed `seed + trial - 1`, build the encoder and the task's head, load the encoder's weights from
-`init_checkpoint` by variable name (a `run_pretraining.py` checkpoint needs no conversion), train
-`ceil(num_train_epochs * n_train / train_batch_size)` steps with the reference's AdamW and
-layer-wise learning-rate decay, checkpoint into `model_dir` (`.../finetuning_models/
-<task>_model_<trial>`), score the task's eval split with its metrics, and write every trial's
-scores with a mean/median/std/min/max summary to `results_txt` and `results_json`.
+For every trial: seed `seed + trial - 1`, build the encoder and a head per task, load the
+encoder's weights from `init_checkpoint` by variable name (a `run_pretraining.py` checkpoint needs
+no conversion), train `ceil(num_train_epochs * n_train / train_batch_size)` steps with the
+reference's AdamW and layer-wise learning-rate decay, checkpoint into `model_dir`
+(`.../finetuning_models/<tasks>_model_<trial>`), score every task's eval split with its metrics,
+and write every trial's scores with a mean/median/std/min/max summary to `results_txt` and
+`results_json`.
+
+As the reference, the tasks of `task_names` train jointly (`joint_training`, the default): one
+model, one encoder and a head per task, on shuffled batches that mix every task's training
+examples, each example's loss from its own task's head; the model dir is named after all tasks
+("mrpc,sst_model_1"). `joint_training: false` trains one model per task instead.
 
 The loss of a batch is the sum of its examples' losses, as the reference (whose TPU optimizer then
 averages over cores, as the replicas are averaged here). Re-running a killed run resumes each
@@ -30,7 +35,7 @@ from electra_tf.data.pretraining_data import file_sha256
 from electra_tf.finetuning import features as features_lib
 from electra_tf.finetuning import metrics, qa
 from electra_tf.finetuning import tasks as tasks_lib
-from electra_tf.finetuning.model import build_finetuning_model, label_keys
+from electra_tf.finetuning.model import build_finetuning_model, build_multitask_model, label_keys
 from electra_tf.modeling import flops, networks
 from electra_tf.training import distribution, loop, optimization
 from electra_tf.training import model_dir as model_dir_lib
@@ -104,13 +109,26 @@ _CLUE_NAMES = {
 
 def task_info(task, config, arrays):
     """What serving and export need to know about a fine-tuned model beyond its weights: the
-    task's kind, labels, target range, whether it reads text pairs, and the input settings."""
+    task's kind, labels, target range, whether it reads text pairs, and the input settings (a
+    joint model's task_info.json holds one per task under "tasks", see `joint_task_info`)."""
     return {
         "task": task.name,
         "kind": task.kind,
         "label_list": task.label_list,
         "regression_range": task.regression_range,
         "text_pairs": bool(np.any(arrays["segment_ids"])),
+        "max_seq_length": config.max_seq_length,
+        "do_lower_case": config.do_lower_case,
+        "vocab_file": config.vocab_file,
+    }
+
+
+def joint_task_info(infos, config):
+    """task_info.json of a jointly trained model: {task name: `task_info`} under "tasks"."""
+    return {
+        "task": ",".join(infos),
+        "kind": "multi_task",
+        "tasks": infos,
         "max_seq_length": config.max_seq_length,
         "do_lower_case": config.do_lower_case,
         "vocab_file": config.vocab_file,
@@ -148,6 +166,25 @@ def _train_dataset_fn(arrays, batch_size, seed):
         )
 
     return dataset_fn
+
+
+def joint_arrays(tasks, arrays):
+    """The training rows of several tasks as one set of arrays for `MultiTaskModel`: the encoder
+    inputs of every row, "task_id" (the row's task), and each task's label arrays under
+    `<task>/<key>`, zero in the other tasks' rows."""
+    counts = [len(a["input_ids"]) for a in arrays]
+    joint = {k: np.concatenate([a[k] for a in arrays]) for k in _INPUT_KEYS}
+    joint["task_id"] = np.repeat(np.arange(len(tasks), dtype=np.int32), counts)
+    for index, (task, own) in enumerate(zip(tasks, arrays)):
+        for key in label_keys(task.kind):
+            value = own[key]
+            joint[f"{task.name}/{key}"] = np.concatenate(
+                [
+                    value if i == index else np.zeros((n,) + value.shape[1:], value.dtype)
+                    for i, n in enumerate(counts)
+                ]
+            )
+    return joint
 
 
 # ----- results ----------------------------------------------------------------------------------
@@ -258,6 +295,16 @@ class FinetuningRunner:
                 for split in self._test_splits(task):
                     self.split(task, split)
 
+    def units(self):
+        """The groups of tasks that share one model: all tasks (joint training), else each alone."""
+        if self.config.joint_training:
+            return [self.tasks]
+        return [[task] for task in self.tasks]
+
+    def unit_dir(self, tasks, trial):
+        """The model dir of a group of tasks trained together."""
+        return self.config.model_dir.format(task=",".join(t.name for t in tasks), trial=trial)
+
     def run(self):
         """All trials of all tasks; returns [{task: {metric: value}}] per trial."""
         config = self.config
@@ -265,18 +312,16 @@ class FinetuningRunner:
         results = []
         for trial in range(1, config.num_trials + 1):
             trial_results = {}
-            for task in self.tasks:
+            for tasks in self.units():
                 logging.info(
                     "=== %s: model %s, trial %d/%d ===",
-                    task.name,
+                    ", ".join(t.name for t in tasks),
                     config.model_name,
                     trial,
                     config.num_trials,
                 )
-                scores = self.run_task(task, trial)
-                if scores is not None:
-                    trial_results[task.name] = scores
-                model_dir = config.model_dir.format(task=task.name, trial=trial)
+                trial_results.update(self.run_tasks(tasks, trial))
+                model_dir = self.unit_dir(tasks, trial)
                 if (
                     trial != config.num_trials
                     and not config.keep_all_models
@@ -333,14 +378,18 @@ class FinetuningRunner:
             self._data[key] = SplitData(examples, arrays, qa_features)
         return self._data[key]
 
-    def build(self, task, trial, num_train_steps):
-        """A fresh model and optimizer for one trial (seeded), under the strategy's scope."""
+    def build(self, tasks, trial, num_train_steps):
+        """A fresh model (one task: `FinetuningModel`; several: `MultiTaskModel`) and optimizer
+        for one trial (seeded), under the strategy's scope."""
         config = self.config
         keras.backend.clear_session()  # fresh layer names and memory for every model
         distribution.set_precision_policy(config.mixed_precision)
         keras.utils.set_random_seed(config.seed + trial - 1)
         with self.strategy.scope():
-            model = build_finetuning_model(self.encoder_config, task, config)
+            if len(tasks) == 1:
+                model = build_finetuning_model(self.encoder_config, tasks[0], config)
+            else:
+                model = build_multitask_model(self.encoder_config, tasks, config)
             model.build_all(config.max_seq_length)
             optimizer = optimization.create_optimizer(
                 config.learning_rate,
@@ -354,56 +403,76 @@ class FinetuningRunner:
             optimizer.build(model.trainable_variables)
         return model, optimizer
 
-    def run_task(self, task, trial):
-        """Trains (or loads) one task's model for one trial; returns its scores (None: no eval)."""
+    def train_arrays(self, tasks):
+        """The training rows of one model: a task's features, or several tasks' joined."""
+        arrays = [self.split(task, "train", is_training=True).arrays for task in tasks]
+        return arrays[0] if len(tasks) == 1 else joint_arrays(tasks, arrays)
+
+    def run_tasks(self, tasks, trial):
+        """Trains (or loads) one model for a group of tasks; returns {task: scores} of the tasks
+        it evaluates (none without do_eval)."""
         config = self.config
         num_train_steps = 1
         if config.do_train:
-            train = self.split(task, "train", is_training=True)
+            arrays = self.train_arrays(tasks)
             num_train_steps = max(
                 1,
                 math.ceil(
-                    config.num_train_epochs
-                    * len(train.arrays["input_ids"])
-                    / config.train_batch_size
+                    config.num_train_epochs * len(arrays["input_ids"]) / config.train_batch_size
                 ),
             )
-        model, optimizer = self.build(task, trial, num_train_steps)
+        model, optimizer = self.build(tasks, trial, num_train_steps)
         if config.do_train:
-            self.train(task, trial, model, optimizer, train.arrays, num_train_steps)
+            self.train(tasks, trial, model, optimizer, arrays, num_train_steps)
         elif config.init_checkpoint:
             logging.info(
                 "Loading the whole model from %s",
                 model_dir_lib.restore_variables(model.trainable_variables, config.init_checkpoint),
             )
-        predict = self.predictor(model, task.kind)
-        scores = self.evaluate(task, predict) if config.do_eval else None
-        if config.write_test_outputs and trial <= config.n_writes_test:
-            self.write_test_outputs(task, trial, predict)
+        scores = {}
+        for task in tasks:
+            view = model if len(tasks) == 1 else model.for_task(task.name)
+            predict = self.predictor(view, task.kind)
+            if config.do_eval:
+                scores[task.name] = self.evaluate(task, predict)
+            if config.write_test_outputs and trial <= config.n_writes_test:
+                self.write_test_outputs(task, trial, predict)
         return scores
 
-    def train(self, task, trial, model, optimizer, arrays, num_train_steps):
+    def train(self, tasks, trial, model, optimizer, arrays, num_train_steps):
         """Trains with the shared TrainLoop, resuming the trial's checkpoint when it is compatible.
 
         The chief holds `<model_dir>.lock` meanwhile. A model trained on other data or settings is
         moved aside to `<model_dir>.replaced` and deleted only once the new one is saved.
         """
-        model_dir = self.config.model_dir.format(task=task.name, trial=trial)
+        model_dir = self.unit_dir(tasks, trial)
         if not self.is_chief:
-            self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+            self.train_loop(tasks, trial, model, optimizer, arrays, num_train_steps).train()
             return
         with model_dir_lib.Lock(model_dir, lock_file=f"{model_dir.rstrip('/')}.lock"):
-            self.train_loop(task, trial, model, optimizer, arrays, num_train_steps).train()
+            self.train_loop(tasks, trial, model, optimizer, arrays, num_train_steps).train()
             replaced = _replaced(model_dir)
             if tf.io.gfile.exists(replaced):
                 tf.io.gfile.rmtree(replaced)
 
-    def train_loop(self, task, trial, model, optimizer, arrays, num_train_steps):
+    def model_task_info(self, tasks):
+        """task_info.json of a model trained on `tasks`, with their fingerprints."""
+        infos = {}
+        for task in tasks:
+            arrays = self.split(task, "train", is_training=True).arrays
+            infos[task.name] = dict(
+                task_info(task, self.config, arrays), fingerprint=self.fingerprint(task)
+            )
+        if len(tasks) == 1:
+            return infos[tasks[0].name]
+        return joint_task_info(infos, self.config)
+
+    def train_loop(self, tasks, trial, model, optimizer, arrays, num_train_steps):
         """The trial's TrainLoop, its model initialised from init_checkpoint unless the trial's own
         compatible checkpoint will be resumed."""
         config = self.config
-        model_dir = config.model_dir.format(task=task.name, trial=trial)
-        self._prepare_model_dir(model_dir, task)
+        model_dir = self.unit_dir(tasks, trial)
+        self._prepare_model_dir(model_dir, tasks)
         if tf.train.latest_checkpoint(model_dir) is None and config.init_checkpoint:
             encoder_variables = model.encoder.trainable_variables
             logging.info(
@@ -418,9 +487,7 @@ class FinetuningRunner:
                 networks.encoder_config_to_dict(self.encoder_config),
             )
             model_dir_lib.write(model_dir, model_dir_lib.FINETUNE_CONFIG, config.to_dict())
-            info = task_info(task, config, arrays)
-            info["fingerprint"] = self.fingerprint(task)
-            model_dir_lib.write(model_dir, model_dir_lib.TASK_INFO, info)
+            model_dir_lib.write(model_dir, model_dir_lib.TASK_INFO, self.model_task_info(tasks))
             vocab = model_dir_lib.vocab_info(config.vocab_file, config.do_lower_case)
             model_dir_lib.write(model_dir, model_dir_lib.VOCAB_INFO, vocab)
         seed = config.seed + trial - 1
@@ -436,7 +503,7 @@ class FinetuningRunner:
         )
         logging.info(
             "Training %s for %d steps (%.1f epochs of %d features)",
-            task.name,
+            ", ".join(t.name for t in tasks),
             num_train_steps,
             config.num_train_epochs,
             len(arrays["input_ids"]),
@@ -467,9 +534,9 @@ class FinetuningRunner:
             "train_data": file_sha256(task.path("train")),
         }
 
-    def _prepare_model_dir(self, model_dir, task):
+    def _prepare_model_dir(self, model_dir, tasks):
         """Starts the trial over when its checkpoint was trained with other hyperparameters, task
-        spec or training data: the old model is moved aside, never deleted before the new one is
+        specs or training data: the old model is moved aside, never deleted before the new one is
         saved."""
         if tf.train.latest_checkpoint(model_dir) is None:
             return
@@ -477,12 +544,14 @@ class FinetuningRunner:
         current = self.config.to_dict()
         changed = [k for k in _TRAINING_KEYS if saved.get(k) != current.get(k)]
         info = model_dir_lib.read(model_dir, model_dir_lib.TASK_INFO) or {}
-        now = self.fingerprint(task)
-        was = info.get("fingerprint", {})
-        if was.get("task_spec") != now["task_spec"]:
-            changed.append(f"task spec of {task.name}")
-        if was.get("train_data") != now["train_data"]:
-            changed.append(f"training data ({task.path('train')})")
+        saved_infos = info.get("tasks") or {info.get("task"): info}
+        for task in tasks:
+            now = self.fingerprint(task)
+            was = (saved_infos.get(task.name) or {}).get("fingerprint", {})
+            if was.get("task_spec") != now["task_spec"]:
+                changed.append(f"task spec of {task.name}")
+            if was.get("train_data") != now["train_data"]:
+                changed.append(f"training data ({task.path('train')})")
         if not changed:
             logging.info("Resuming from the checkpoint in %s", model_dir)
             return

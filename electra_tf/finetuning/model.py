@@ -249,16 +249,18 @@ def task_head(task, config=None):
 
 def build_finetuning_model(encoder_config, task, config=None):
     """The encoder of `encoder_config` and `task`'s head (see `task_head`)."""
+    head = task_head(task, config)  # created first: the seeded layers' draws depend on the order
     encoder = networks.build_encoder(encoder_config, name="electra")  # BERT/ELECTRA or MobileBERT
-    return FinetuningModel(encoder, task_head(task, config), task.kind)
+    return FinetuningModel(encoder, head, task.kind)
 
 
 def build_multitask_model(encoder_config, tasks, config=None):
     """One encoder of `encoder_config` and a head per task (see `task_head`)."""
+    heads = [task_head(task, config) for task in tasks]
     encoder = networks.build_encoder(encoder_config, name="electra")
     return MultiTaskModel(
         encoder,
-        [task_head(task, config) for task in tasks],
+        heads,
         [task.kind for task in tasks],
         [task.name for task in tasks],
     )

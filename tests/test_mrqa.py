@@ -4,6 +4,7 @@ MRQA evaluation on a hand-written fixture, and one tiny fine-tuning run."""
 import gzip
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -198,12 +199,12 @@ def test_reader_errors_name_file_and_line(tmp_path):
 
 def test_finetuning_writes_the_mrqa_scores(tmp_path, vocab_file):
     data_dir = tmp_path
-    (data_dir / "vocab.txt").write_text(open(vocab_file, encoding="utf-8").read(), encoding="utf-8")
+    shutil.copy(vocab_file, data_dir / "vocab.txt")
     raw = data_dir / "finetuning_data" / "searchqa"
     raw.mkdir(parents=True)
     (raw / "train.jsonl").write_text(_jsonl(RECORDS * 2), encoding="utf-8")
     (raw / "dev.jsonl").write_text(_jsonl(RECORDS), encoding="utf-8")
-    vocab_size = len(open(vocab_file, encoding="utf-8").read().split())
+    vocab_size = len((data_dir / "vocab.txt").read_text(encoding="utf-8").split())
     config = FinetuningConfig(
         "random",
         str(data_dir),

@@ -9,6 +9,9 @@ evaluation scripts report.
 * SQuAD 1.1 and 2.0 (`squad_v1_evaluate`, `squad_v2_evaluate`): the official answer normalisation
   (lower case, drop ASCII punctuation and the articles a/an/the, collapse whitespace), token F1, and
   for 2.0 the no-answer handling and the best-threshold search over null odds.
+* MRQA 2019 (`mrqa_evaluate`): the shared task's official script as the reference calls it:
+  SQuAD 1.1's normalisation, EM and F1 against all gold answers, but questions without a
+  prediction are left out of the totals rather than scored 0.
 * KorQuAD 1.0 (`korquad_evaluate`): the official script (SQuAD 1.1 plus a few removed brackets and
   quotes, F1 over characters).
 * CMRC 2018 / DRCD (`cmrc_evaluate`): the official mixed segmentation: each Chinese character is a
@@ -38,6 +41,7 @@ __all__ = [
     "korquad_evaluate",
     "mcc",
     "mixed_segmentation",
+    "mrqa_evaluate",
     "pearson_spearman",
     "qa_scores",
     "sentence_scores",
@@ -236,6 +240,28 @@ def _best_threshold(predictions, raw_scores, na_probs, has_answer):
     return 100.0 * best / len(raw_scores), best_thresh
 
 
+# ----- MRQA 2019 --------------------------------------------------------------------------------
+
+
+def mrqa_evaluate(gold, predictions):
+    """MRQA 2019 official scores with the reference's `skip_no_answer=True`: the mean over the
+    questions that have a prediction (in debug mode the reference predicts only the first lines).
+
+    Args:
+      gold: {question id: [gold answer texts]} (MRQA's "answers" of each "qid").
+      predictions: {question id: predicted text}.
+    """
+    scored = [qid for qid in gold if qid in predictions]
+    if not scored:
+        raise ValueError(
+            "MRQA evaluation: none of the gold questions has a prediction; check that the "
+            "predictions are keyed by the MRQA qid."
+        )
+    exact = sum(max(squad_exact(a, predictions[q]) for a in gold[q]) for q in scored)
+    f1_sum = sum(max(squad_f1(a, predictions[q]) for a in gold[q]) for q in scored)
+    return {"exact_match": 100.0 * exact / len(scored), "f1": 100.0 * f1_sum / len(scored)}
+
+
 # ----- KorQuAD 1.0 ------------------------------------------------------------------------------
 
 _KORQUAD_REMOVED = re.compile("['\"《》<>〈〉()‘’]")
@@ -386,6 +412,7 @@ def cmrc_evaluate(gold, predictions):
 QA_METRICS = {
     "squad_v1": squad_v1_evaluate,
     "squad_v2": squad_v2_evaluate,
+    "mrqa": mrqa_evaluate,
     "korquad": korquad_evaluate,
     "cmrc": cmrc_evaluate,
 }

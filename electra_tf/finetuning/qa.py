@@ -1,6 +1,6 @@
-"""Extractive (span) question answering: SQuAD-format reading, windowed features, span decoding.
+"""Extractive (span) question answering: SQuAD and MRQA reading, windowed features, span decoding.
 
-Serves SQuAD 1.1/2.0, KorQuAD 1.0, CMRC 2018 and DRCD. It follows the reference
+Serves SQuAD 1.1/2.0, KorQuAD 1.0, CMRC 2018, DRCD and the MRQA 2019 tasks. It follows the reference
 (google-research/electra `finetune/qa`): a context is split into words at whitespace with a
 char -> word map; an answer's characters map to words, the words to WordPiece sub-tokens, and
 `improve_answer_span` narrows that to the sub-tokens spelling the answer; a long context becomes
@@ -107,6 +107,33 @@ def _locate_answer(example, text, start_char):
     return True
 
 
+def _add_example(examples, doc, qas_id, question, answers, first, is_impossible, is_training):
+    """Appends one question's QAExample; `first` is the (text, start char) of the answer to train
+    on. Returns False when it has none that can be located (the example is then dropped in
+    training, kept for scoring otherwise)."""
+    example = QAExample(
+        eid=len(examples),
+        qas_id=qas_id,
+        question=question,
+        doc=doc,
+        answers=answers,
+        is_impossible=is_impossible,
+    )
+    located = is_impossible or (first is not None and _locate_answer(example, *first))
+    if located or not is_training:
+        examples.append(example)
+    return located
+
+
+def _log_failures(failures, is_training):
+    if failures:
+        logging.info(
+            "%d questions without a locatable answer%s",
+            failures,
+            " (dropped)" if is_training else "",
+        )
+
+
 def examples_from_squad(articles, version_2=False, is_training=False):
     """SQuAD-format articles (the JSON's "data" list) -> QAExamples.
 
@@ -119,28 +146,18 @@ def examples_from_squad(articles, version_2=False, is_training=False):
             doc = split_context(paragraph["context"])
             for qa in paragraph["qas"]:
                 answers = qa.get("answers", [])
-                example = QAExample(
-                    eid=len(examples),
-                    qas_id=qa.get("id"),
-                    question=qa["question"],
-                    doc=doc,
-                    answers=[a["text"] for a in answers],
-                    is_impossible=version_2 and bool(qa.get("is_impossible", False)),
+                first = (answers[0]["text"], answers[0]["answer_start"]) if answers else None
+                failures += not _add_example(
+                    examples,
+                    doc,
+                    qa.get("id"),
+                    qa["question"],
+                    [a["text"] for a in answers],
+                    first,
+                    version_2 and bool(qa.get("is_impossible", False)),
+                    is_training,
                 )
-                if not example.is_impossible and not (
-                    answers
-                    and _locate_answer(example, answers[0]["text"], answers[0]["answer_start"])
-                ):
-                    failures += 1
-                    if is_training:
-                        continue
-                examples.append(example)
-    if failures:
-        logging.info(
-            "%d questions without a locatable answer%s",
-            failures,
-            " (dropped)" if is_training else "",
-        )
+    _log_failures(failures, is_training)
     return examples
 
 
@@ -151,6 +168,99 @@ def read_squad(path, version_2=False, is_training=False):
     with tf.io.gfile.GFile(path, "rb") as f:
         data = json.loads(f.read().decode("utf-8"))
     return examples_from_squad(data["data"], version_2, is_training)
+
+
+# ----- MRQA 2019 shared task --------------------------------------------------------------------
+
+
+def _mrqa_error(path, number, problem):
+    return ValueError(
+        f"{path} line {number}: {problem}; each line after the header must be one MRQA context "
+        '{"context": ..., "qas": [{"qid", "question", "answers", "detected_answers"}]}.'
+    )
+
+
+def _is_strings(value):
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _mrqa_first_answer(path, number, qa, is_training):
+    """(text, start char) of the first detected answer's first span, as the reference trains on;
+    None when a question outside training has no detected answers."""
+    detected = qa.get("detected_answers")
+    if detected is None and not is_training:
+        return None
+    qid = qa["qid"]
+    try:
+        text, (start, _) = detected[0]["text"], detected[0]["char_spans"][0]
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise _mrqa_error(
+            path,
+            number,
+            f'question {qid!r} needs detected_answers[0] with a "text" and "char_spans" '
+            "[[start, end], ...]",
+        ) from None
+    if not isinstance(text, str) or not isinstance(start, int):
+        raise _mrqa_error(path, number, f"question {qid!r}: detected answer text/offset mistyped")
+    return text, start
+
+
+def read_mrqa(path, is_training=False):
+    """Reads an MRQA 2019 shared-task file (JSON lines, header line first), as the reference's
+    MRQATask: the context read as plain text ([PAR], [DOC], [TLE] are words like any other), the
+    first detected answer's first char span to train on, every "answers" string as gold, keyed by
+    "qid". Malformed lines are errors naming the file and line."""
+    if not tf.io.gfile.exists(path):
+        hint = (
+            f" ({path}.gz is there: gunzip it, the reference reads plain .jsonl)"
+            if tf.io.gfile.exists(path + ".gz")
+            else ""
+        )
+        raise FileNotFoundError(f"Fine-tuning data file not found: {path}{hint}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        lines = f.read().decode("utf-8").split("\n")
+    examples, failures = [], 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise _mrqa_error(path, number, f"not valid JSON ({e.msg})") from None
+        if isinstance(record, dict) and "header" in record:
+            continue
+        if not (
+            isinstance(record, dict)
+            and isinstance(record.get("context"), str)
+            and isinstance(record.get("qas"), list)
+        ):
+            raise _mrqa_error(path, number, 'no "context" string and "qas" list')
+        doc = split_context(record["context"])
+        for k, qa in enumerate(record["qas"]):
+            if not (
+                isinstance(qa, dict)
+                and isinstance(qa.get("qid"), str)
+                and isinstance(qa.get("question"), str)
+                and _is_strings(qa.get("answers"))
+            ):
+                raise _mrqa_error(
+                    path,
+                    number,
+                    f'qas[{k}] needs a "qid" and "question" (strings) and "answers" (a non-empty '
+                    "list of strings)",
+                )
+            failures += not _add_example(
+                examples,
+                doc,
+                qa["qid"],
+                qa["question"],
+                list(qa["answers"]),
+                _mrqa_first_answer(path, number, qa, is_training),
+                False,
+                is_training,
+            )
+    _log_failures(failures, is_training)
+    return examples
 
 
 # ----- sub-tokens with character offsets --------------------------------------------------------

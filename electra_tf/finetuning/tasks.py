@@ -16,6 +16,8 @@ ymcui/Chinese-ELECTRA and the CLUE baselines (Chinese), monologg/KoELECTRA (Kore
 * GLUE: cola, sst, mrpc, sts, qqp, mnli, qnli, rte, wnli (the GLUE TSVs); squadv1, squadv2 (alias
   squad, the reference's name), `train.json`/`dev.json`; chunk (CoNLL-2000 `train.txt`/`dev.txt`,
   plus `test.txt` when present).
+* MRQA 2019 shared task: newsqa, naturalqs, triviaqa, searchqa (`train.jsonl`/`dev.jsonl`, the
+  shared task's files gunzipped), scored by the MRQA official evaluation.
 * CLUE: afqmc, tnews, iflytek, cmnli, wsc, csl (`train.json`/`dev.json`/`test.json`, JSON lines);
   xnli-zh, lcqmc, bq, chnsenticorp (TSV); cmrc2018, drcd (SQuAD-format JSON).
 * Korean: nsmc, kornli, korsts, question_pair, hate_speech, naver_ner, korquad.
@@ -26,16 +28,17 @@ any other key is an error naming it and the spec's file):
 
 * "kind" (required): "classification", "regression", "tagging" or "span_qa".
 * "format": "tsv" (no quoting), "csv" or "jsonl" for sentence tasks; "conll" (word ... tag per
-  line) or "word_tags" (`words<TAB>tags` per sentence) for tagging; "squad" for span QA.
+  line) or "word_tags" (`words<TAB>tags` per sentence) for tagging; "squad" or "mrqa" (MRQA 2019
+  JSON lines) for span QA.
 * "files": {split: file name}; default train/dev/test with the format's extension.
 * "metric": a name or a list of names; default accuracy / pearson_spearman / entity_f1 /
-  squad_v1 (squad_v2 with "version_2").
+  squad_v1 (squad_v2 with "version_2", mrqa for the "mrqa" format).
 * sentence tasks: "text_a", "label" (required), "text_b": column indices, or column names with
   "header": true (TSV/CSV), or JSON keys; "labels" (classification, default: sorted train
   labels); "range": [min, max] (regression, default: the train min and max); "symmetric".
 * tagging: "labels" (entity types, default: those in train), "tag_format": "prefix" (B-PER) or
   "suffix" (PER-B), "scheme": "BIOES" (default) or "BIO".
-* span_qa: "version_2" (unanswerable questions).
+* span_qa: "version_2" (unanswerable questions; "squad" format only).
 
 For example `{"kind": "classification", "format": "tsv", "header": true, "text_a": "question1",
 "text_b": "question2", "label": "is_duplicate", "files": {"train": "train.tsv", "dev": "dev.tsv"}}`.
@@ -99,7 +102,7 @@ class Task:
       name: registry name; also the folder name under `<data_dir>/finetuning_data/`.
       kind: one of KINDS.
       format: file format: "tsv", "csv", "jsonl" (sentence tasks), "conll", "word_tags" (tagging)
-        or "squad" (span QA).
+        or "squad", "mrqa" (span QA).
       splits: {split name: SplitFile}; only the splits the benchmark publishes.
       metrics: metric names: keys of `metrics.SENTENCE_METRICS` or `metrics.QA_METRICS`, or
         "entity_f1" (`metrics.entity_f1`).
@@ -153,6 +156,8 @@ class Task:
     def get_examples(self, split, double_unordered=False):
         """Reads one split. `double_unordered` (training only) appends the (b, a) swap of every pair
         of a symmetric task, as the reference does for MRPC and STS-B."""
+        if self.kind == "span_qa" and self.format == "mrqa":
+            return qa.read_mrqa(self.path(split), is_training=split == "train")
         if self.kind == "span_qa":
             return qa.read_squad(
                 self.path(split), version_2=self.version_2, is_training=split == "train"
@@ -448,6 +453,8 @@ def _builtin_tasks():
         _squad_task("squadv1", "squad_v1"),
         _squad_task("squadv2", "squad_v2", version_2=True),
         _squad_task("squad", "squad_v2", version_2=True),
+        # The MRQA 2019 shared task's in-domain sets the reference fine-tunes on.
+        *(_mrqa_task(name) for name in ("newsqa", "naturalqs", "triviaqa", "searchqa")),
         _task(
             "chunk",
             "tagging",
@@ -583,6 +590,12 @@ def _squad_task(name, metric, splits=("train", "dev"), prefix="", **kwargs):
     return _task(name, "span_qa", "squad", files, (metric,), **kwargs)
 
 
+def _mrqa_task(name):
+    """An MRQA 2019 task: `train.jsonl`/`dev.jsonl`, scored by the MRQA official evaluation."""
+    files = {split: (f"{split}.jsonl",) for split in ("train", "dev")}
+    return _task(name, "span_qa", "mrqa", files, ("mrqa",))
+
+
 BUILTIN_TASKS = _builtin_tasks()
 _TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -600,7 +613,7 @@ _SPEC_FORMATS = {
     "classification": ("tsv", "csv", "jsonl"),
     "regression": ("tsv", "csv", "jsonl"),
     "tagging": ("conll", "word_tags"),
-    "span_qa": ("squad",),
+    "span_qa": ("squad", "mrqa"),
 }
 _DEFAULT_METRIC = {
     "classification": "accuracy",
@@ -614,6 +627,7 @@ _EXTENSIONS = {
     "conll": "txt",
     "word_tags": "tsv",
     "squad": "json",
+    "mrqa": "jsonl",
 }
 
 
@@ -651,6 +665,11 @@ def task_from_spec(name, spec, raw_dir, source):
         raise ValueError(
             f'Task spec {source}: "tag_format" must be "prefix" (B-PER) or '
             f'"suffix" (PER-B), got {spec["tag_format"]!r}'
+        )
+    if fmt == "mrqa" and spec.get("version_2"):
+        raise ValueError(
+            f'Task spec {source}: "version_2" needs the "squad" format (MRQA files have no '
+            "unanswerable questions); drop it or convert the data to SQuAD 2.0 JSON."
         )
     scheme = spec.get("scheme", "BIOES")
     if scheme not in TAG_SCHEMES:
@@ -701,6 +720,8 @@ def task_from_spec(name, spec, raw_dir, source):
 
 
 def _default_metric(kind, spec):
+    if kind == "span_qa" and spec.get("format") == "mrqa":
+        return "mrqa"
     if kind == "span_qa":
         return "squad_v2" if spec.get("version_2") else "squad_v1"
     return _DEFAULT_METRIC[kind]

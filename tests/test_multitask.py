@@ -21,7 +21,7 @@ WORDS = "the cat dog sat on mat a big red ran to house and".split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
 SETTINGS = dict(max_seq_length=16, train_batch_size=8, eval_batch_size=8, predict_batch_size=8)
-SETTINGS.update(iterations_per_loop=50, learning_rate=3e-3, num_train_epochs=12.0)
+SETTINGS.update(iterations_per_loop=50, learning_rate=1e-3, num_train_epochs=30.0)
 SETTINGS.update(vocab_size=len(SPECIALS + WORDS), model_hparam_overrides=TINY)
 SETTINGS.update(init_checkpoint=None)
 
@@ -123,7 +123,7 @@ def test_joint_training_learns_both_tasks_in_one_model(data_dir, tmp_path):
     scores = results[0]
     assert set(scores) == {"cats", "dogs"}
     assert scores["cats"]["accuracy"] >= 85.0, scores  # majority class: 60%
-    assert scores["dogs"]["pearson"] >= 60.0, scores  # chance: 0 +- 16
+    assert scores["dogs"]["pearson"] >= 80.0, scores  # chance: 0 +- 16
     models = f"{data_dir}/models/m/finetuning_models"
     assert sorted(os.listdir(models)) == ["cats,dogs_model_1"]
     model_dir = f"{models}/cats,dogs_model_1"

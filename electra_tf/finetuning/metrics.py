@@ -477,8 +477,8 @@ def _reference_split(tag):
     position, dash, type_ = tag.partition("-")
     if not (dash and type_):
         raise ValueError(
-            f"Tag {tag!r} has no entity type: the reference's span reading needs B-/I-/E-/S-TYPE "
-            "tags; set tagging_reference to false to read untyped tags as seqeval does."
+            f"Tag {tag!r} has no entity type: the reference's span reading (tagging_reference) "
+            "needs tags such as B-NP; write the type after the position."
         )
     return position, type_
 

@@ -169,9 +169,10 @@ class Task:
                 for ex in self.get_examples(split):
                     seen.update(self._encoded_tags(ex, self.path(split)))
             self._seen_tags = sorted(seen)
-        return self._seen_tags
+        return list(self._seen_tags)
 
     def _encoded_tags(self, example, path):
+        """The example's tags as the reference trains on them; errors name the file and sentence."""
         where = f"{path}, sentence {example.eid + 1}"
         try:
             tags = features.encode_tags(example.tags, self.tag_scheme, reference=True)

@@ -148,6 +148,14 @@ class FinetuningConfig(hp.HParams):
         # True reproduces the released code's layer-wise decay, one power too many below the head
         # (google-research/electra issue 51); see electra_tf.training.optimization.
         self.layerwise_lr_decay_reference_bug = False
+        # Tagging as the reference (google-research/electra finetune/tagging): segment id 1 on
+        # every token, whole-word truncation, labels = the tags seen in the task's files (sorted),
+        # spans read by its get_span_labels. False: segment id 0, sub-token truncation, "O" plus
+        # every tag of every entity type, seqeval's spans. See electra_tf.finetuning.features.
+        self.tagging_reference = True
+        # True reproduces the reference's truncation test, which charges the sentence's word count
+        # in place of the next word's sub-tokens and so cuts long sentences early.
+        self.tagging_truncation_reference_bug = False
         self.strategy = "auto"  # auto, tpu, mirrored, multi_worker or cpu
         self.jit_compile = False
         self.mixed_precision = None  # None (float32) or "bfloat16"
@@ -234,6 +242,11 @@ class FinetuningConfig(hp.HParams):
             "vocab_size",
             "log_every_steps",
         )
+        if self.tagging_truncation_reference_bug and not self.tagging_reference:
+            raise ValueError(
+                "tagging_truncation_reference_bug reproduces the reference's tagging truncation; "
+                "it needs tagging_reference true."
+            )
         if not self.task_names:
             raise ValueError("task_names must be a non-empty list of task names")
         for name in self.task_names:

@@ -8,7 +8,8 @@ int32, plus:
 * tagging: "label_ids" [N, max_seq_length] int32, the word's label at the first sub-token of each
   word and 0 elsewhere, and "label_weights" [N, max_seq_length] float32, 1 at those first
   sub-tokens and 0 elsewhere ([CLS], [SEP], later sub-tokens, padding); `word_values` maps
-  token-level arrays back to words.
+  token-level arrays back to words. The task's `tagging_reference` picks the reference's segment
+  ids, truncation and span reading (`tagging_features`).
 * span_qa: `qa.qa_features` (windows over long contexts).
 
 `featurize(task, examples, tokenizer, ...)` picks the right one for a task.
@@ -75,14 +76,16 @@ def sentence_features(examples, tokenizer, max_seq_length, label_list=None, regr
     return arrays
 
 
-def encode_tags(tags, scheme):
+def encode_tags(tags, scheme, reference=False):
     """Re-encodes a prefix-style tag sequence (any of BIO/BIOES) in `scheme` ("BIO" or "BIOES").
 
-    Entities are read with seqeval's rules (`metrics.get_entities`), so training labels and the
-    entity-level evaluation agree on what the spans are.
+    Entities are read with seqeval's rules (`metrics.get_entities`), or the reference's
+    (`metrics.reference_entities`) with `reference`, so training labels and the entity-level
+    evaluation agree on what the spans are.
     """
+    read = metrics.reference_entities if reference else metrics.get_entities
     out = ["O"] * len(tags)
-    for type_, first, last in metrics.get_entities(tags):
+    for type_, first, last in read(tags):
         for i in range(first, last + 1):
             out[i] = f"I-{type_}"
         out[first] = f"B-{type_}"
@@ -94,12 +97,67 @@ def encode_tags(tags, scheme):
     return out
 
 
-def tagging_features(examples, tokenizer, max_seq_length, label_list, scheme="BIOES"):
+def _subtoken_cut(pieces, max_seq_length, cls_id, sep_id):
+    """Ours: sub-tokens past max_seq_length - 2 are cut; a word is labeled when its first
+    sub-token is kept. Returns ([CLS] ... [SEP] token ids, each labeled word's first position)."""
+    row, firsts = [cls_id], []
+    for ids in pieces:
+        if len(row) < max_seq_length - 1:
+            firsts.append(len(row))
+        row += ids
+    return row[: max_seq_length - 1] + [sep_id], firsts
+
+
+def _reference_cut(pieces, max_seq_length, cls_id, sep_id, truncation_bug, eid):
+    """The reference's whole-word truncation: a word is kept (with all its sub-tokens) while it and
+    the closing [SEP] still fit; the rest of the sentence is cut. `truncation_bug` reproduces the
+    released test, which charges the sentence's word count plus 2 in place of the next word's
+    sub-tokens: long sentences lose words that would fit, one of more than max_seq_length - 3
+    words is [SEP] alone, and a long word can pass max_seq_length (the reference's assertion
+    fails; here a ValueError). Returns ([CLS] ... [SEP] token ids, each kept word's first
+    position)."""
+    charge = len(pieces) + 2 if truncation_bug else None
+    if truncation_bug and charge + 1 > max_seq_length:
+        return [sep_id], []
+    row, firsts = [cls_id], []
+    for ids in pieces:
+        if len(row) + (charge or len(ids)) + 1 > max_seq_length:
+            break
+        firsts.append(len(row))
+        row += ids
+    if len(row) + 1 > max_seq_length:
+        raise ValueError(
+            f"Tagging example {eid}: the reference's truncation (tagging_truncation_reference_bug)"
+            f" gives {len(row) + 1} tokens, over max_seq_length {max_seq_length}, where the "
+            "reference fails its assertion; raise max_seq_length or set "
+            "tagging_truncation_reference_bug to false."
+        )
+    return row + [sep_id], firsts
+
+
+def tagging_features(
+    examples,
+    tokenizer,
+    max_seq_length,
+    label_list,
+    scheme="BIOES",
+    reference=False,
+    truncation_bug=False,
+):
     """Word-level tags aligned to each word's first sub-token.
 
     A word the tokenizer drops entirely (control characters only) becomes [UNK] so it keeps its
-    label; sub-tokens past max_seq_length - 2 are cut, and with them the labels of cut words.
+    label. Ours (default): segment id 0, sub-tokens past max_seq_length - 2 are cut, and with them
+    the labels of words whose first sub-token is cut; entities read as seqeval reads them.
+    `reference`: as google-research/electra's tagging tasks: segment id 1 on every real token,
+    whole words cut (`_reference_cut`; `truncation_bug` its released test), entities read by
+    `metrics.reference_entities`.
     """
+    if truncation_bug and not reference:
+        raise ValueError(
+            "tagging_truncation_reference_bug reproduces the reference's truncation and needs "
+            "tagging_reference true."
+        )
     cls_id, sep_id, unk_id = (tokenizer.vocab[t] for t in ("[CLS]", "[SEP]", "[UNK]"))
     label_map = {label: i for i, label in enumerate(label_list)}
     word_ids = iter(tokenizer.encode_batch([w for ex in examples for w in ex.words]))
@@ -107,25 +165,26 @@ def tagging_features(examples, tokenizer, max_seq_length, label_list, scheme="BI
     label_ids = np.zeros((len(examples), max_seq_length), dtype=np.int32)
     weights = np.zeros((len(examples), max_seq_length), dtype=np.float32)
     for i, example in enumerate(examples):
-        tags = encode_tags(example.tags, scheme) if example.tags is not None else None
-        row = [cls_id]
-        for w in range(len(example.words)):
-            ids = next(word_ids) or [unk_id]
-            if len(row) < max_seq_length - 1:
-                if tags is not None:
-                    if tags[w] not in label_map:
-                        raise ValueError(
-                            f"Tag {tags[w]!r} is not in the task's labels {label_list}"
-                        )
-                    label_ids[i, len(row)] = label_map[tags[w]]
-                weights[i, len(row)] = 1.0
-            row += ids
-        rows.append(row[: max_seq_length - 1] + [sep_id])
+        pieces = [next(word_ids) or [unk_id] for _ in example.words]
+        if reference:
+            row, firsts = _reference_cut(
+                pieces, max_seq_length, cls_id, sep_id, truncation_bug, example.eid
+            )
+        else:
+            row, firsts = _subtoken_cut(pieces, max_seq_length, cls_id, sep_id)
+        rows.append(row)
+        tags = None if example.tags is None else encode_tags(example.tags, scheme, reference)
+        for w, position in enumerate(firsts):
+            if tags is not None:
+                if tags[w] not in label_map:
+                    raise ValueError(f"Tag {tags[w]!r} is not in the task's labels {label_list}")
+                label_ids[i, position] = label_map[tags[w]]
+            weights[i, position] = 1.0
     input_ids, input_mask = _pad_rows(rows, max_seq_length)
     return {
         "input_ids": input_ids,
         "input_mask": input_mask,
-        "segment_ids": np.zeros_like(input_ids),
+        "segment_ids": input_mask.copy() if reference else np.zeros_like(input_ids),
         "label_ids": label_ids,
         "label_weights": weights,
         "eid": np.array([ex.eid for ex in examples], np.int32),
@@ -143,7 +202,13 @@ def featurize(task, examples, tokenizer, max_seq_length, doc_stride=128, max_que
         return qa.qa_features(examples, tokenizer, max_seq_length, doc_stride, max_query_length)
     if task.kind == "tagging":
         return tagging_features(
-            examples, tokenizer, max_seq_length, task.label_list, task.tag_scheme
+            examples,
+            tokenizer,
+            max_seq_length,
+            task.label_list,
+            task.tag_scheme,
+            task.tagging_reference,
+            task.tagging_truncation_bug,
         )
     return sentence_features(
         examples,

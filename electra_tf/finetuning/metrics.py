@@ -16,7 +16,9 @@ evaluation scripts report.
   quotes, F1 over characters).
 * CMRC 2018 / DRCD (`cmrc_evaluate`): the official mixed segmentation: each Chinese character is a
   token, runs of other characters are word-tokenised, the script's punctuation list is removed.
-* Entity-level F1 for tagging (`get_entities`, `entity_f1`): seqeval's default (conlleval) mode.
+* Entity-level F1 for tagging (`entity_f1`): micro precision/recall/F1 over exact (type, span)
+  matches, with spans read by seqeval's default (conlleval) mode (`get_entities`) or by the
+  reference ELECTRA's `tagging_utils.get_span_labels` (`reference_entities`).
 """
 
 import collections
@@ -44,6 +46,7 @@ __all__ = [
     "mrqa_evaluate",
     "pearson_spearman",
     "qa_scores",
+    "reference_entities",
     "sentence_scores",
     "squad_exact",
     "squad_f1",
@@ -434,7 +437,7 @@ def qa_scores(metric_name, gold, predictions, null_odds=None, na_threshold=-2.75
     return QA_METRICS[metric_name](gold, predictions)
 
 
-# ----- entity-level F1 (seqeval) ----------------------------------------------------------------
+# ----- entity-level F1 (seqeval, reference) -----------------------------------------------------
 
 
 def _split_tag(tag):
@@ -475,11 +478,49 @@ def get_entities(tags):
     return chunks
 
 
-def entity_f1(true_sequences, pred_sequences):
-    """Micro precision/recall/F1 of exact (type, span) entity matches over all sentences."""
+def reference_entities(tags):
+    """(type, first, last) spans as the reference ELECTRA reads tags (`get_span_labels`).
+
+    Its rule differs from seqeval's on ill-formed sequences: a span starts at B-, S- or any tag
+    after O and ends only before O, B- or S-, so I-/E- tags of another type (or after an E-) extend
+    the open span, which takes the type of its last tag: "B-PER I-LOC" is one LOC span. Every
+    non-O tag needs a type after its first "-" (the reference also fails without one; unlike it,
+    types may contain "-"). An empty sequence has no spans (the reference fails on it).
+    """
+    spans, begin, prev = [], 0, "O"
+    for i, tag in enumerate(tags):
+        position = "O" if tag == "O" else _reference_split(tag)[0]
+        if prev != "O" and position in ("O", "B", "S"):
+            spans.append((_reference_split(prev)[1], begin, i - 1))
+        if prev == "O" or position in ("B", "S"):
+            begin = i
+        prev = tag
+    if prev != "O":
+        spans.append((_reference_split(prev)[1], begin, len(tags) - 1))
+    return spans
+
+
+def _reference_split(tag):
+    position, dash, type_ = tag.partition("-")
+    if not (dash and type_):
+        raise ValueError(
+            f"Tag {tag!r} has no entity type: the reference's span reading (tagging_reference) "
+            "needs tags such as B-NP; write the type after the position."
+        )
+    return position, type_
+
+
+def entity_f1(true_sequences, pred_sequences, reference=False):
+    """Micro precision/recall/F1 of exact (type, span) entity matches over all sentences.
+
+    Spans are read by seqeval's rule (`get_entities`), or by the reference's
+    (`reference_entities`) with `reference`; the counting is the same in both (the reference's
+    `EntityLevelF1Scorer`: spans as per-sentence sets, all 0 when none is right).
+    """
+    read = reference_entities if reference else get_entities
     n_true = n_pred = n_correct = 0
     for true_tags, pred_tags in zip(true_sequences, pred_sequences, strict=True):
-        true_set, pred_set = set(get_entities(true_tags)), set(get_entities(pred_tags))
+        true_set, pred_set = set(read(true_tags)), set(read(pred_tags))
         n_true += len(true_set)
         n_pred += len(pred_set)
         n_correct += len(true_set & pred_set)

@@ -56,6 +56,8 @@ _TRAINING_KEYS = (
     "weight_decay_rate",
     "layerwise_lr_decay",
     "layerwise_lr_decay_reference_bug",
+    "tagging_reference",
+    "tagging_truncation_reference_bug",
     "num_train_epochs",
     "warmup_proportion",
     "train_batch_size",
@@ -258,10 +260,14 @@ class FinetuningRunner:
                 f"but the encoder only {self.encoder_config.vocab_size} embeddings"
             )
         self.tasks = [
-            tasks_lib.get_task(
-                name,
-                raw_dir=config.raw_data_dir.format(task=name),
-                spec=config.task_specs.get(name),
+            dataclasses.replace(
+                tasks_lib.get_task(
+                    name,
+                    raw_dir=config.raw_data_dir.format(task=name),
+                    spec=config.task_specs.get(name),
+                ),
+                tagging_reference=config.tagging_reference,
+                tagging_truncation_bug=config.tagging_truncation_reference_bug,
             )
             for name in config.task_names
         ]
@@ -664,8 +670,12 @@ class FinetuningRunner:
             scores = self._qa_scores(task, data, outputs)
         elif task.kind == "tagging":
             predicted = self._tags(task, data, outputs)
-            gold = [ex.tags[: len(tags)] for ex, tags in zip(data.examples, predicted)]
-            scores = metrics.entity_f1(gold, predicted)
+            reference = task.tagging_reference
+            gold = [  # the labels as trained, for the words the truncation kept
+                features_lib.encode_tags(ex.tags, task.tag_scheme, reference)[: len(tags)]
+                for ex, tags in zip(data.examples, predicted)
+            ]
+            scores = metrics.entity_f1(gold, predicted, reference)
         else:
             gold = data.arrays["label_ids" if task.kind == "classification" else "targets"]
             predictions = outputs["predictions"]

@@ -7,7 +7,9 @@
 * "classification" / "regression" -> `InputExample(eid, text_a, text_b, label)`; the label is the
   label string (None in unlabeled test files) or a float.
 * "tagging" -> `TaggingExample(eid, words, tags)`, tags in prefix style ("B-PER"; Naver's
-  "PER-B" is converted on reading).
+  "PER-B" is converted on reading). `label_list` is ours ("O", then B-/I-/E-/S- of every entity
+  type) or, with `tagging_reference` (set by the runner from the config), the reference's (the
+  tags seen in the split files, sorted).
 * "span_qa" -> `qa.QAExample` (see `electra_tf.finetuning.qa`).
 
 Built-in tasks; layouts follow google-research/electra (GLUE, SQuAD, chunking),
@@ -55,7 +57,7 @@ import tensorflow as tf
 from absl import logging
 
 from electra_tf import fileio
-from electra_tf.finetuning import metrics, qa
+from electra_tf.finetuning import features, metrics, qa
 
 KINDS = ("classification", "regression", "span_qa", "tagging")
 TAG_SCHEMES = ("BIO", "BIOES")
@@ -112,6 +114,11 @@ class Task:
       version_2: span QA with unanswerable questions (SQuAD 2.0 style).
       tag_scheme: "BIOES" (the reference's training encoding) or "BIO".
       suffix_tags: the tagging files write "PER-B" rather than "B-PER".
+      tagging_reference: tagging as the reference (the config's `tagging_reference`, set by the
+        runner): labels are the tags seen in the split files, sorted (`label_list`), features and
+        spans as `features.tagging_features` says; False: "O" then every tag of every type.
+      tagging_truncation_bug: with tagging_reference, the reference's truncation bug (the config's
+        `tagging_truncation_reference_bug`).
       raw_dir: the folder holding the split files.
       source: "built-in", or where the JSON spec came from.
     """
@@ -129,6 +136,9 @@ class Task:
     suffix_tags: bool = False
     raw_dir: str | None = None
     source: str = "built-in"
+    tagging_reference: bool = False
+    tagging_truncation_bug: bool = False
+    _seen_tags: list | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def eval_split(self):
@@ -139,8 +149,45 @@ class Task:
     def label_list(self):
         """Label strings in id order (classification, tagging); None for regression and QA."""
         if self.kind == "tagging":
-            return tag_labels(self.labels, self.tag_scheme)
+            return (
+                self._seen_tag_labels()
+                if self.tagging_reference
+                else tag_labels(self.labels, self.tag_scheme)
+            )
         return list(self.labels) if self.kind == "classification" else None
+
+    def _seen_tag_labels(self):
+        """The reference's label set: every tag (in the task's scheme, spans read as the reference
+        reads them) of every split file present, sorted; read once. Unlike the reference, a tag
+        whose type is not one of the task's entity types is an error, as without the switch."""
+        if self._seen_tags is None:
+            splits = self.existing_splits()
+            if not splits:
+                raise ValueError(
+                    f"Task {self.name}: tagging_reference takes the labels from the tags of its "
+                    f"split files, and none of {[self.path(s) for s in self.splits]} exists."
+                )
+            seen = set()
+            for split in splits:
+                for ex in self.get_examples(split):
+                    seen.update(self._encoded_tags(ex, self.path(split)))
+            self._seen_tags = sorted(seen)
+        return list(self._seen_tags)
+
+    def _encoded_tags(self, example, path):
+        """The example's tags as the reference trains on them; errors name the file and sentence."""
+        where = f"{path}, sentence {example.eid + 1}"
+        try:
+            tags = features.encode_tags(example.tags, self.tag_scheme, reference=True)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        for tag in tags:
+            if tag != "O" and tag.partition("-")[2] not in self.labels:
+                raise ValueError(
+                    f"{where}: tag {tag!r} has a type that is not one of the task's entity types "
+                    f'{list(self.labels)}; add it to the task spec\'s "labels".'
+                )
+        return tags
 
     def existing_splits(self):
         """The published splits whose files are present in `raw_dir`."""

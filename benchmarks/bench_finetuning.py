@@ -105,8 +105,8 @@ def bench_task(args, name, data_dir):
     train = runner.split(task, "train", is_training=True)
     steps = 2 * args.steps
     config.num_train_epochs = steps * args.batch_size / len(train.arrays["input_ids"])
-    model, optimizer = runner.build(task, 1, steps)
-    train_loop = runner.train_loop(task, 1, model, optimizer, train.arrays, steps)
+    model, optimizer = runner.build([task], 1, steps)
+    train_loop = runner.train_loop([task], 1, model, optimizer, train.arrays, steps)
     _, first_seconds = _timed(lambda: train_loop.train(stop_at=args.steps))
     _, train_seconds = _timed(train_loop.train)
     train_rate = args.steps * args.batch_size / train_seconds

@@ -318,8 +318,8 @@ def test_finetuning_a_distilled_student(distilled, data_dir, tmp_path):
     runner = runner_lib.FinetuningRunner(config)
     task = runner.tasks[0]
     arrays = runner.split(task, "train", is_training=True).arrays
-    model, optimizer = runner.build(task, 1, 48)
-    train_loop = runner.train_loop(task, 1, model, optimizer, arrays, 48)
+    model, optimizer = runner.build([task], 1, 48)
+    train_loop = runner.train_loop([task], 1, model, optimizer, arrays, 48)
     # Every encoder weight comes from the distilled student's checkpoint, by name.
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(distilled))
     for v in model.encoder.trainable_variables:

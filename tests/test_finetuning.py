@@ -123,8 +123,9 @@ TASKS = ["question_pair", "korsts", "korquad", "naver_ner"]
 
 @pytest.fixture(scope="module")
 def all_kinds(data_dir):
-    """One run fine-tuning the pre-trained model on a task of every kind, test outputs included."""
-    config = _config(data_dir, task_names=TASKS, write_test_outputs=True)
+    """One run fine-tuning the pre-trained model on a task of every kind, a model per task
+    (joint training is tests/test_multitask.py's), test outputs included."""
+    config = _config(data_dir, task_names=TASKS, write_test_outputs=True, joint_training=False)
     assert (config.vocab_size, config.embedding_size) == (32200, 16)  # from encoder_config.json
     return runner_lib.run_finetuning(config)
 
@@ -365,7 +366,7 @@ def test_layerwise_learning_rates(data_dir, reference_bug):
         layerwise_lr_decay_reference_bug=reference_bug,
     )
     runner = runner_lib.FinetuningRunner(config)
-    model, optimizer = runner.build(runner.tasks[0], 1, num_train_steps=10)
+    model, optimizer = runner.build(runner.tasks[:1], 1, num_train_steps=10)
     multiplier = {v.path: optimizer.lr_multiplier(v) for v in model.trainable_variables}
     extra = int(reference_bug)
     assert multiplier["task_specific_question_pair/dense/kernel"] == 1.0
@@ -399,7 +400,7 @@ def test_restore_is_exact_and_errors_name_what_is_missing(data_dir, tmp_path):
     scratch = str(tmp_path / "{task}_{trial}")  # leaves the other tests' fine-tuned models alone
     config = _config(data_dir, task_names=["korsts"], model_dir=scratch)
     runner = runner_lib.FinetuningRunner(config)
-    model, _ = runner.build(runner.tasks[0], 1, num_train_steps=1)
+    model, _ = runner.build(runner.tasks[:1], 1, num_train_steps=1)
     model_dir_lib.restore_variables(model.encoder.trainable_variables, config.init_checkpoint)
     for v in model.encoder.trainable_variables:
         np.testing.assert_array_equal(v.numpy(), _checkpoint_value(config.init_checkpoint, v.path))
@@ -499,7 +500,7 @@ def test_predictor_matches_the_distributed_one_in_row_order(data_dir, task_name)
     config = _config(data_dir, task_names=[task_name])
     runner = runner_lib.FinetuningRunner(config)
     task = runner.tasks[0]
-    model, _ = runner.build(task, 1, 1)
+    model, _ = runner.build([task], 1, 1)
     arrays = runner.split(task, "train").arrays
     n = len(arrays["input_ids"])
     keys = runner_lib._INPUT_KEYS + runner_lib.label_keys(task.kind)

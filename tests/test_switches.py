@@ -184,7 +184,6 @@ def test_loop_and_eval_switches_drive_the_pretrainer(tmp_path, monkeypatch):
         iterations_per_loop=2,
         save_checkpoints_steps=3,
         keep_checkpoint_max=1,
-        jit_compile=True,
         log_every_steps=100,
         train_batch_size=2,
         eval_batch_size=3,
@@ -200,14 +199,18 @@ def test_loop_and_eval_switches_drive_the_pretrainer(tmp_path, monkeypatch):
     assert host_loops == [2, 1, 2] and set(batches) == {2}  # loops end at the checkpoint step 3
     ckpts = tf.train.get_checkpoint_state(pretrainer.config.model_dir).all_model_checkpoint_paths
     assert [int(c.rsplit("-", 1)[1]) for c in ckpts] == [5]  # keep_checkpoint_max 1 of 3, 5
-    assert compiled_with_xla(loop_fn, tf.TensorSpec([], tf.int32))
     collected = {}
     metrics = trainer_lib._eval_metrics
     monkeypatch.setattr(
         trainer_lib, "_eval_metrics", lambda c, d: collected.update(c) or metrics(c, d)
     )
     assert pretrainer.evaluate()["global_step"] == 5
-    assert [len(batch) for batch in collected["loss"]] == [3, 3]  # per example, 2 batches
+    assert [len(ids) for ids in collected["masked_lm_ids"]] == [3, 3]  # 2 batches of 3
+    # jit_compile: the same loop, traced (not run), calls an XLA-compiled step.
+    assert not compiled_with_xla(loop_fn, tf.TensorSpec([], tf.int32))
+    values = dict(pretrainer.config.to_dict(), jit_compile=True)
+    jitted = Pretrainer(PretrainingConfig.from_hparams(values, "jit", str(tmp_path)))
+    assert compiled_with_xla(jitted.train_loop._loop_fn, tf.TensorSpec([], tf.int32))
 
 
 def test_seed_do_train_and_do_eval(tmp_path):

@@ -75,6 +75,7 @@ def test_qa_windows_follow_doc_stride_and_max_query_length(tasks_dir):
     def windows(**hparams):
         runner = _runner(tasks_dir, "qa", max_seq_length=16, **hparams)
         feats = runner.split(runner.tasks[0], "dev").qa_features
+        assert feats.arrays["input_ids"].shape[1] == 16  # max_seq_length
         starts = [w.doc_start for w in feats.windows if w.example_index == 0]
         question = int((feats.arrays["segment_ids"][0] == 0).sum()) - 2  # minus [CLS], [SEP]
         return starts, question
@@ -245,6 +246,28 @@ def test_seed_and_trial_set_the_initial_weights(tasks_dir):
     np.testing.assert_array_equal(head_kernel(1, 1), head_kernel(0, 2))  # trial t: seed + t - 1
 
 
+def test_size_keys_shape_a_model_trained_from_scratch(tasks_dir):
+    runner = _runner(tasks_dir, "cats", vocab_size=50, embedding_size=8)
+    model, _ = runner.build(runner.tasks, 1, num_train_steps=1)
+    shapes = {v.path: tuple(v.shape) for v in model.weights}
+    assert shapes["electra/embeddings/word_embeddings"] == (50, 8)
+    assert shapes["electra/embeddings_project/kernel"] == (8, 16)  # to hidden_size 16 (TINY)
+    assert not any(p.startswith("electra/layer_1/") for p in shapes)  # num_hidden_layers 1
+
+
+@pytest.mark.parametrize("epochs,batch,steps", [(2.5, 8, 15), (2.5, 16, 8), (1.0, 8, 6)])
+def test_num_train_epochs_and_train_batch_size_set_the_steps(tasks_dir, epochs, batch, steps):
+    runner = _runner(
+        tasks_dir, "cats", num_train_epochs=epochs, train_batch_size=batch, do_eval=False
+    )
+    asked = []  # what the train loop would be given, instead of training
+    runner.train = lambda tasks, trial, model, opt, arrays, n: asked.append(
+        (n, len(arrays["input_ids"]))
+    )
+    assert runner.run_tasks(runner.tasks, 1) == {}
+    assert asked == [(steps, 48)]  # ceil(epochs * 48 training rows / batch)
+
+
 @pytest.mark.parametrize("warmup", [0.0, 0.5])
 def test_warmup_proportion_learning_rate_and_weight_decay_set_the_update(tasks_dir, warmup):
     runner = _runner(
@@ -263,31 +286,26 @@ def test_warmup_proportion_learning_rate_and_weight_decay_set_the_update(tasks_d
     np.testing.assert_allclose(kernel.numpy(), before * (1 - lr * 0.1), rtol=1e-5)
 
 
-@pytest.mark.parametrize("keep,jit", [(1, True), (0, False)])
-def test_loop_switches_drive_the_finetuning_train_loop(tasks_dir, tmp_path, keep, jit):
-    runner = _runner(
-        tasks_dir,
-        "cats",
-        iterations_per_loop=2,
-        save_checkpoints_steps=4,
-        keep_checkpoint_max=keep,
-        jit_compile=jit,
-        log_every_steps=3,
-        model_dir=str(tmp_path / "{task}_{trial}"),
+def _train_loop(tasks_dir, model_dir, **hparams):
+    runner = _runner(tasks_dir, "cats", model_dir=model_dir, **hparams)
+    model, optimizer = runner.build(runner.tasks, 1, num_train_steps=8)
+    arrays = runner.train_arrays(runner.tasks)
+    return runner.train_loop(runner.tasks, 1, model, optimizer, arrays, 8)
+
+
+def test_loop_switches_drive_the_finetuning_train_loop(tasks_dir, tmp_path):
+    loop_switches = dict(iterations_per_loop=2, save_checkpoints_steps=4, log_every_steps=3)
+    train_loop = _train_loop(
+        tasks_dir, str(tmp_path / "{task}_{trial}"), keep_checkpoint_max=1, **loop_switches
     )
-    tasks = runner.tasks
-    model, optimizer = runner.build(tasks, 1, num_train_steps=8)
-    train_loop = runner.train_loop(tasks, 1, model, optimizer, runner.train_arrays(tasks), 8)
     loop_fn, host_loops = train_loop._loop_fn, []
-
-    def counting(num_steps):
-        host_loops.append(int(num_steps))
-        return loop_fn(num_steps)
-
-    train_loop._loop_fn = counting
+    train_loop._loop_fn = lambda n: host_loops.append(int(n)) or loop_fn(n)
     train_loop.train()
     # Host loops end at iterations_per_loop, each checkpoint step and each logging step.
     assert host_loops == [2, 1, 1, 2, 2]  # steps 2, 3 (log), 4 (save), 6 (log), 8
     ckpts = tf.train.get_checkpoint_state(str(tmp_path / "cats_1")).all_model_checkpoint_paths
-    assert [int(c.rsplit("-", 1)[1]) for c in ckpts] == ([8] if keep == 1 else [4, 8])
-    assert compiled_with_xla(loop_fn, tf.TensorSpec([], tf.int32)) == jit
+    assert [int(c.rsplit("-", 1)[1]) for c in ckpts] == [8]  # keep_checkpoint_max 1 of 4, 8
+    # jit_compile: the loop, traced (not run), calls an XLA-compiled step.
+    assert not compiled_with_xla(loop_fn, tf.TensorSpec([], tf.int32))
+    jitted = _train_loop(tasks_dir, str(tmp_path / "jit"), jit_compile=True)
+    assert compiled_with_xla(jitted._loop_fn, tf.TensorSpec([], tf.int32))

@@ -88,15 +88,17 @@ PRETRAINING = {
     "weight_decay_rate": _SWITCHES + "test_weight_decay_rate_shrinks_kernels_with_a_zero_gradient",
 }
 
-_FT_HEAD = _FT + "test_span_qa_switches_build_the_head_they_name"
-_FT_DECODE = _FT + "test_qa_decoding_switches_choose_the_answers"
-_FT_WINDOWS = _FT + "test_qa_windows_follow_doc_stride_and_max_query_length"
-_FT_TRIALS = _FT + "test_trials_eval_and_test_outputs_go_where_the_keys_say"
-_FT_LOOP = _FT + "test_loop_switches_drive_the_finetuning_train_loop"
-_FT_UPDATE = _FT + "test_warmup_proportion_learning_rate_and_weight_decay_set_the_update"
-_FT_BATCHES = _FT + "test_batch_sizes_cut_the_batches_and_never_change_the_outputs"
-_FT_STEPS = _FT + "test_num_train_epochs_and_train_batch_size_set_the_steps"
-_FT_SIZES = _FT + "test_size_keys_shape_a_model_trained_from_scratch"
+_FT_HEAD = "test_finetuning_switches.py::test_span_qa_switches_build_the_head_they_name"
+_FT_DECODE = "test_finetuning_switches.py::test_qa_decoding_switches_choose_the_answers"
+_FT_WINDOWS = "test_finetuning_switches.py::test_qa_windows_follow_doc_stride_and_max_query_length"
+_FT_TRIALS = "test_finetuning_switches.py::test_trials_eval_and_test_outputs_go_where_the_keys_say"
+_FT_LOOP = "test_finetuning_switches.py::test_loop_switches_drive_the_finetuning_train_loop"
+_FT_UPDATE = "test_finetuning_switches.py::test_warmup_proportion_learning_rate_and_weight_decay_set_the_update"
+_FT_BATCHES = (
+    "test_finetuning_switches.py::test_batch_sizes_cut_the_batches_and_never_change_the_outputs"
+)
+_FT_STEPS = "test_finetuning_switches.py::test_num_train_epochs_and_train_batch_size_set_the_steps"
+_FT_SIZES = "test_finetuning_switches.py::test_size_keys_shape_a_model_trained_from_scratch"
 _FT_DEFAULTS = "test_finetuning.py::test_defaults_and_config_errors"
 _FT_LAYERWISE = "test_finetuning.py::test_layerwise_learning_rates"
 _FT_OTHER_FS = (

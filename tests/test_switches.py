@@ -1,14 +1,20 @@
 """Every pre-training switch changes the computation the way its doc says (issue 11), checked
-through `PretrainingConfig` -> `build_pretraining_model` / `create_optimizer`, not only that
-training runs. Tiny models, no training loop."""
+through `PretrainingConfig` -> `build_pretraining_model` / `create_optimizer` / `Pretrainer`, not
+only that training runs; and the switches both configs share (strategy, precision, TPU). Tiny
+models; a train loop only for the loop's own switches."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_fidelity import _tiny_pretrainer
 
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.pretraining import trainer as trainer_lib
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.model import build_pretraining_model
-from electra_tf.pretraining.trainer import create_optimizer
+from electra_tf.pretraining.trainer import Pretrainer, create_optimizer
+from electra_tf.training import distribution
 
 VOCAB = 40
 MASK, SPECIAL = 4, (0, 2, 3, 4)
@@ -155,3 +161,110 @@ def test_weight_decay_rate_shrinks_kernels_with_a_zero_gradient(rate):
     lr = 0.5  # the rate at step 0 without warm-up
     np.testing.assert_allclose(kernel.numpy(), before_kernel * (1 - lr * rate), rtol=1e-5)
     np.testing.assert_array_equal(bias.numpy(), before_bias)  # no decay on biases
+
+
+def test_max_predictions_per_seq_caps_the_masked_positions():
+    model, _ = _model(mask_prob=0.5, max_predictions_per_seq=3)
+    out = _run(model)
+    assert out["masked_lm_ids"].shape[1] == 3
+    assert out["masked_lm_weights"].numpy().sum(-1).tolist() == [3] * 4  # not 0.5 * 14
+
+
+def compiled_with_xla(function, *signature):
+    """Whether the traced `function` calls a function XLA must compile (`jit_compile=True`)."""
+    graph = function.get_concrete_function(*signature).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return any(n.attr["_XlaMustCompile"].b for n in nodes if "_XlaMustCompile" in n.attr)
+
+
+def test_loop_and_eval_switches_drive_the_pretrainer(tmp_path, monkeypatch):
+    pretrainer = _tiny_pretrainer(
+        tmp_path,
+        num_train_steps=5,
+        iterations_per_loop=2,
+        save_checkpoints_steps=3,
+        keep_checkpoint_max=1,
+        log_every_steps=100,
+        train_batch_size=2,
+        eval_batch_size=3,
+        num_eval_steps=2,
+    )
+    batches = []
+    loss_fn = pretrainer._loss_fn
+    pretrainer._loss_fn = lambda f, *a: batches.append(f["input_ids"].shape[0]) or loss_fn(f, *a)
+    train_loop = pretrainer.train_loop
+    loop_fn, host_loops = train_loop._loop_fn, []
+    train_loop._loop_fn = lambda n: host_loops.append(int(n)) or loop_fn(n)
+    pretrainer.train()
+    assert host_loops == [2, 1, 2] and set(batches) == {2}  # loops end at the checkpoint step 3
+    ckpts = tf.train.get_checkpoint_state(pretrainer.config.model_dir).all_model_checkpoint_paths
+    assert [int(c.rsplit("-", 1)[1]) for c in ckpts] == [5]  # keep_checkpoint_max 1 of 3, 5
+    collected = {}
+    metrics = trainer_lib._eval_metrics
+    monkeypatch.setattr(
+        trainer_lib, "_eval_metrics", lambda c, d: collected.update(c) or metrics(c, d)
+    )
+    assert pretrainer.evaluate()["global_step"] == 5
+    assert [len(ids) for ids in collected["masked_lm_ids"]] == [3, 3]  # 2 batches of 3
+    # jit_compile: the same loop, traced (not run), calls an XLA-compiled step.
+    assert not compiled_with_xla(loop_fn, tf.TensorSpec([], tf.int32))
+    values = dict(pretrainer.config.to_dict(), jit_compile=True)
+    jitted = Pretrainer(PretrainingConfig.from_hparams(values, "jit", str(tmp_path)))
+    assert compiled_with_xla(jitted.train_loop._loop_fn, tf.TensorSpec([], tf.int32))
+
+
+def test_seed_do_train_and_do_eval(tmp_path):
+    pretrainer = _tiny_pretrainer(tmp_path, do_train=False, do_eval=True)
+    base = pretrainer.config.to_dict()
+
+    def rerun(name, **hparams):
+        config = PretrainingConfig.from_hparams(dict(base, **hparams), name, str(tmp_path))
+        return trainer_lib.run_pretraining(config), config
+
+    results, config = rerun("eval_only")
+    assert results["global_step"] == 0 and tf.train.latest_checkpoint(config.model_dir) is None
+    assert tf.io.gfile.exists(config.results_json)
+    results, config = rerun("train_only", do_train=True, do_eval=False, num_train_steps=1)
+    assert results is None and tf.train.latest_checkpoint(config.model_dir).endswith("ckpt-1")
+
+    def weights(seed):
+        config = PretrainingConfig.from_hparams(dict(base, seed=seed), "s", str(tmp_path))
+        return Pretrainer(config).model.discriminator.weights[0].numpy()
+
+    same = weights(0)  # a new model of the same seed, then of another seed
+    np.testing.assert_array_equal(same, pretrainer.model.discriminator.weights[0].numpy())
+    assert not np.array_equal(same, weights(1))
+
+
+def _configs(**hparams):
+    return [
+        PretrainingConfig("m", "/unused", **hparams),
+        FinetuningConfig("m", "/unused", task_names=["rte"], init_checkpoint=None, **hparams),
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["pretraining", "finetuning"])
+def test_strategy_precision_and_tpu_keys_reach_the_strategy(index, monkeypatch):
+    one_device = distribution.strategy_for(_configs(strategy="cpu")[index])
+    assert isinstance(one_device, tf.distribute.MirroredStrategy)
+    assert one_device.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
+    try:
+        distribution.strategy_for(_configs(mixed_precision="bfloat16", strategy="cpu")[index])
+        dense = keras.layers.Dense(2)
+        dense.build((None, 3))
+        assert (dense.kernel.dtype, dense.compute_dtype) == ("float32", "bfloat16")
+    finally:
+        distribution.set_precision_policy(None)
+    asked = []
+
+    def resolver(**kwargs):
+        asked.append(kwargs)
+        raise RuntimeError("no TPU here")
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", resolver)
+    tpu = dict(tpu_name="my-tpu", tpu_zone="zone-a", gcp_project="proj")
+    for hparams in (dict(use_tpu=True), tpu, dict(strategy="tpu")):
+        with pytest.raises(RuntimeError, match="no TPU here"):
+            distribution.strategy_for(_configs(**hparams)[index])
+    local = dict(tpu="local", zone=None, project=None)
+    assert asked == [local, dict(tpu="my-tpu", zone="zone-a", project="proj"), local]

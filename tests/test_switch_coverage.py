@@ -128,6 +128,8 @@ FINETUNING = {
     "jit_compile": _FT_LOOP,
     "joint_prediction": _FT_HEAD,
     "joint_training": "test_multitask.py::test_per_task_training_is_the_switch",
+    "tagging_reference": "test_tagging_reference.py::test_switch_reaches_features_labels_and_scores",
+    "tagging_truncation_reference_bug": "test_tagging_reference.py::test_truncation_reference_bug",
     "keep_all_models": _FT_OTHER_FS,
     "keep_checkpoint_max": _FT_LOOP,
     "layerwise_lr_decay": _FT_LAYERWISE,

@@ -17,7 +17,7 @@ from electra_tf.finetuning.runner import run_finetuning
 
 
 def run_job(values, model_name, data_dir):
-    run_finetuning(FinetuningConfig(model_name, data_dir, **values))
+    run_finetuning(FinetuningConfig.from_hparams(values, model_name, data_dir))
 
 
 COMMAND = cli.job_command("fine-tuned", run_job)

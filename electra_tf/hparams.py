@@ -163,10 +163,12 @@ class HParams:
     where `update` checks `self.__dict__`); attributes whose names start with `_` are private.
     The first `update` records the defaults: later values must have the default's type (an int
     where the default is an int, ...), or be null for the keys in `NULLABLE` and those whose
-    default is null.
+    default is null. Keys in `FIXED` (the names every path derives from) are set when the config
+    is made; `update` refuses another value for them rather than leave the derived paths stale.
     """
 
     NULLABLE = ()
+    FIXED = ()
 
     def hparam_names(self):
         """Sorted names of the hyperparameters `update` accepts."""
@@ -192,6 +194,12 @@ class HParams:
                 raise ValueError(
                     f"Unknown hparam {key!r}{did_you_mean(key, names)}. Known hparams of "
                     f"{type(self).__name__}: {', '.join(names)}"
+                )
+            if key in self.FIXED and key in vars(self) and value != getattr(self, key):
+                raise ValueError(
+                    f"hparam {key!r} is {json.dumps(value)} but the config was made for "
+                    f"{json.dumps(getattr(self, key))}: every path derives from it, so pass it as "
+                    f"--{key} (the command's flag), not in --hparams."
                 )
             default = self._defaults.get(key)
             if value is None and (default is None or key in self.NULLABLE):

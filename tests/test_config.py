@@ -420,3 +420,21 @@ def test_a_saved_config_reloads_with_paths_derived_again_and_explicit_ones_kept(
     assert again.seed == 3
     plain = PretrainingConfig.from_hparams({"vocab_file": "/v.txt"}, "m", "/d")
     assert (plain.vocab_file, plain.model_dir) == ("/v.txt", "/d/models/m")
+
+
+def test_model_name_and_data_dir_are_fixed_when_the_config_is_made(tmp_path):
+    """They used to be accepted by `update` and ignored (every path derives from them), and a
+    saved finetune_config.json in --hparams raised a raw TypeError."""
+    from electra_tf.finetuning.config import FinetuningConfig
+
+    data_dir = str(tmp_path)
+    saved = FinetuningConfig("m", data_dir, task_names=["rte"]).to_dict()
+    again = FinetuningConfig.from_hparams(saved, "m", data_dir)
+    assert again.to_dict() == saved
+    with pytest.raises(ValueError, match="hparam 'data_dir' contradicts --data_dir /elsewhere"):
+        FinetuningConfig.from_hparams(saved, "m", "/elsewhere")
+    with pytest.raises(ValueError, match='\'model_name\' is "n" but the config was made for "m"'):
+        again.update({"model_name": "n"})
+    with pytest.raises(ValueError, match="pass it as --model_name"):
+        PretrainingConfig("m", data_dir).update({"model_name": "other"})
+    again.update({"data_dir": data_dir})  # the same value is no change

@@ -322,6 +322,13 @@ def test_finetuning_learns_a_learnable_task(data_dir):
     assert accuracy >= majority + 15.0, (accuracy, majority)
 
 
+def test_pretraining_casing_must_be_the_datas(data_dir):
+    """The casing recorded in the model dir (and used by fine-tuning) used to be whatever the
+    config said, whatever the data was built with."""
+    with pytest.raises(ValueError, match="built with do_lower_case=True but the config says "):
+        Pretrainer(_pretrain_config(data_dir, do_lower_case=False))
+
+
 def test_data_without_dataset_info_needs_the_explicit_hparam(data_dir, tmp_path):
     """10.5: shards without dataset_info.json (a killed build) used to be accepted silently."""
     other = str(tmp_path)

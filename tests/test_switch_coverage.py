@@ -35,7 +35,7 @@ PRETRAINING = {
     "disc_weight": _SWITCHES + "test_gen_and_disc_weights_set_the_loss_mix",
     "do_eval": _SWITCHES + "test_seed_do_train_and_do_eval",
     # Recorded in the model directory; fine-tuning inherits it (the model there is cased).
-    "do_lower_case": "test_finetuning.py::test_defaults_and_config_errors",
+    "do_lower_case": "test_faults.py::test_pretraining_casing_must_be_the_datas",
     "do_train": _SWITCHES + "test_seed_do_train_and_do_eval",
     "electra_objective": _GENERATOR,
     "electric_objective": _ELECTRIC,

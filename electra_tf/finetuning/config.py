@@ -46,6 +46,20 @@ class FinetuningConfig(hp.HParams):
     """
 
     NULLABLE = ("init_checkpoint", "keep_checkpoint_max")
+    FIXED = ("model_name", "data_dir")
+
+    @classmethod
+    def from_hparams(cls, values, model_name, data_dir):
+        """A config from `--hparams` values, which may be a saved `finetune_config.json`: its
+        model_name and data_dir must then be the command's (a contradiction is an error)."""
+        values = dict(values)
+        for key, given in (("model_name", model_name), ("data_dir", data_dir)):
+            if key in values and values.pop(key) != given:
+                raise ValueError(
+                    f"hparam {key!r} contradicts --{key} {given}: every path derives from it; "
+                    f"drop it from --hparams or pass it as --{key}."
+                )
+        return cls(model_name, data_dir, **values)
 
     def __init__(self, model_name, data_dir, **hparams):
         hparams = dict(hparams)

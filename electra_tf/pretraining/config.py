@@ -187,6 +187,7 @@ class PretrainingConfig(hp.HParams):
         "results_json",
     )
     NULLABLE = ("keep_checkpoint_max", "results_pkl")
+    FIXED = ("model_name",)
 
     def update_paths(self, model_name, data_dir):
         """Sets the hparams derived from `model_name` and `data_dir` (the reference's layout)."""

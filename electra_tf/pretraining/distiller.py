@@ -230,7 +230,10 @@ class Distiller:
         )
         self.files = input_pipeline.list_input_files(config.pretrain_tfrecords)
         info = input_pipeline.check_dataset_info(
-            config.pretrain_tfrecords, config.vocab_file, config.max_seq_length
+            config.pretrain_tfrecords,
+            config.vocab_file,
+            config.max_seq_length,
+            do_lower_case=config.do_lower_case,
         )
         self.with_word_starts = bool(info and "is_word_start" in info["features"])
         self.mask_id, self.special_ids, continuation_ids = vocab_facts(config)

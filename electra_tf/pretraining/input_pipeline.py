@@ -10,6 +10,7 @@ file, or, when asked, skipped with a warning that counts what was lost.
 """
 
 import concurrent.futures
+import json
 import sys
 
 import tensorflow as tf
@@ -23,7 +24,7 @@ _CHECK_BLOCK_RECORDS = 1024
 
 
 class DataMismatchError(ValueError):
-    """The pre-training data was built for another vocabulary or sequence length."""
+    """The pre-training data was built for another vocabulary, casing or sequence length."""
 
 
 def list_input_files(pattern):
@@ -40,9 +41,15 @@ def list_input_files(pattern):
 
 
 def check_dataset_info(
-    pattern, vocab_file, max_seq_length, vocab_sha256=None, allow_missing_info=False
+    pattern,
+    vocab_file,
+    max_seq_length,
+    vocab_sha256=None,
+    allow_missing_info=False,
+    do_lower_case=None,
 ):
-    """Refuses data built with another vocabulary or max_seq_length, or without dataset_info.json.
+    """Refuses data built with another vocabulary, casing or max_seq_length, or without
+    dataset_info.json.
 
     The builder writes `dataset_info.json` last, so data without it is an incomplete build (killed
     or failed) or was not made by `build_pretraining_dataset.py` (e.g. by the reference code).
@@ -51,6 +58,8 @@ def check_dataset_info(
       pattern: the shard pattern(s), comma-separated; the first one's folder holds the info.
       vocab_file, max_seq_length: what the model uses (vocab_file None: not checked).
       vocab_sha256: the vocabulary's digest when the caller has it.
+      do_lower_case: the model's casing (None: not checked); the model dir records it and
+        fine-tuning tokenizes with it, so it must be the data's.
       allow_missing_info: accept data without dataset_info.json, unchecked, with a warning.
 
     Returns:
@@ -81,6 +90,13 @@ def check_dataset_info(
             f"The data at {pattern} was built with max_seq_length={info['max_seq_length']} but the "
             f"config says max_seq_length={max_seq_length}. Rebuild the data or pass "
             f"--hparams '{{\"max_seq_length\": {info['max_seq_length']}}}'."
+        )
+    if do_lower_case is not None and info.get("do_lower_case", do_lower_case) != do_lower_case:
+        raise DataMismatchError(
+            f"The data at {pattern} was built with do_lower_case={info['do_lower_case']} but the "
+            f"config says do_lower_case={do_lower_case}; fine-tuning would tokenize differently. "
+            f"Pass --hparams '{{\"do_lower_case\": {json.dumps(info['do_lower_case'])}}}' or "
+            "rebuild the data."
         )
     if vocab_file and tf.io.gfile.exists(vocab_file):
         digest = vocab_sha256 or pretraining_data.file_sha256(vocab_file)

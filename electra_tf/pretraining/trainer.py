@@ -72,6 +72,7 @@ class Pretrainer:
             config.vocab_file,
             config.max_seq_length,
             allow_missing_info=config.allow_missing_dataset_info,
+            do_lower_case=config.do_lower_case,
         )
         self.with_word_starts = bool(
             self.data_info and "is_word_start" in self.data_info["features"]

@@ -24,17 +24,19 @@ The student's encoder is the layer "electra" and `encoder_config.json` says
 `"model_type": "mobilebert"`, so `run_finetuning.py` fine-tunes the model dir as it is.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from electra_tf import fileio
-from electra_tf import hparams as hp
 from electra_tf.modeling import networks
 from electra_tf.modeling.heads import gather_positions
 from electra_tf.modeling.mobilebert import MobileBertForPreTraining, load_mobilebert_size
 from electra_tf.pretraining import distillation, input_pipeline, masking
+from electra_tf.pretraining.config import DataDirHParams
 from electra_tf.pretraining.trainer import vocab_facts
 from electra_tf.training import distribution, lamb, loop, optimization, seeds
 from electra_tf.training import model_dir as model_dir_lib
@@ -52,7 +54,7 @@ END_LR_RATE = 1e-4
 EXCLUDE_FROM_WEIGHT_DECAY = optimization.DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY + (r"(^|/|_)norm/",)
 
 
-class DistillationHParams(hp.HParams):
+class DistillationHParams(DataDirHParams):
     """`run_distillation.py`'s hyperparameters: the original's flag names and defaults.
 
     Original flags kept: learning_rate, num_train_steps, num_warmup_steps, optimizer,
@@ -96,16 +98,11 @@ class DistillationHParams(hp.HParams):
         self.tpu_name = None
         self.tpu_zone = None
         self.gcp_project = None
-        self.layer_wise_warmup = False
-        self.num_distill_steps = 100000
-        self.distill_temperature = 1.0
-        self.distill_ground_truth_ratio = 1.0
-        self.attention_distill_factor = 0.0
-        self.hidden_distill_factor = 0.0
-        self.beta_distill_factor = 0.0
-        self.gamma_distill_factor = 0.0
+        # The distillation flags (and reference_quirks, beyond the original: its loss and
+        # schedule quirks) are `distillation.DistillationConfig`'s fields, with its defaults.
+        for field in dataclasses.fields(distillation.DistillationConfig):
+            setattr(self, field.name, field.default)
         # ----- switches beyond the original -----
-        self.reference_quirks = False  # the original's loss and schedule quirks (distillation.py)
         self.mask_prob = 0.15
         self.mask_strategy = "uniform"  # or "whole_word"
         self.masking_with_replacement = False
@@ -117,34 +114,6 @@ class DistillationHParams(hp.HParams):
         self.update_paths(model_name, data_dir)
         self.update(hparams)
         self._validate()
-
-    PATH_HPARAMS = ("pretrain_tfrecords", "vocab_file", "model_dir", "results_txt", "results_json")
-
-    def update_paths(self, model_name, data_dir):
-        self.model_name = model_name
-        self.pretrain_tfrecords = fileio.join(
-            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
-        )
-        self.vocab_file = fileio.join(data_dir, "vocab.txt")
-        self.model_dir = fileio.join(data_dir, "models", model_name)
-        results_dir = fileio.join(self.model_dir, "results")
-        self.results_txt = fileio.join(results_dir, "unsup_results.txt")
-        self.results_json = fileio.join(results_dir, "unsup_results.json")
-
-    @classmethod
-    def from_hparams(cls, values, model_name, data_dir):
-        """A config from `--hparams` (a saved distill_config.json too: its derived paths are
-        derived again for `data_dir` and `model_name`)."""
-        values = dict(values)
-        values.pop("model_name", None)
-        old_dir = values.get("model_dir")
-        if isinstance(old_dir, str) and old_dir:
-            probe = object.__new__(cls)
-            probe.update_paths(fileio.basename(old_dir), fileio.dirname(fileio.dirname(old_dir)))
-            for key in cls.PATH_HPARAMS:
-                if values.get(key) == getattr(probe, key):
-                    del values[key]
-        return cls(model_name, data_dir, **values)
 
     def _validate(self):
         self.check_choice("optimizer", OPTIMIZERS)
@@ -190,17 +159,8 @@ class DistillationHParams(hp.HParams):
 
     def distillation(self):
         """The loss settings as `distillation.DistillationConfig`."""
-        return distillation.DistillationConfig(
-            layer_wise_warmup=self.layer_wise_warmup,
-            num_distill_steps=self.num_distill_steps,
-            distill_temperature=self.distill_temperature,
-            distill_ground_truth_ratio=self.distill_ground_truth_ratio,
-            attention_distill_factor=self.attention_distill_factor,
-            hidden_distill_factor=self.hidden_distill_factor,
-            beta_distill_factor=self.beta_distill_factor,
-            gamma_distill_factor=self.gamma_distill_factor,
-            reference_quirks=self.reference_quirks,
-        )
+        fields = dataclasses.fields(distillation.DistillationConfig)
+        return distillation.DistillationConfig(**{f.name: getattr(self, f.name) for f in fields})
 
     def student_config(self):
         """The student's `MobileBertConfig`: the size file, `vocab_size`, the overrides."""
@@ -352,20 +312,8 @@ class Distiller:
         inputs, _ = self._mask(features, seed)
         teacher = self.teacher.model.encoder(inputs, training=False, return_attention_scores=True)
         student = self.student.encoder(inputs, training=training, return_attention_scores=True)
-        c = self.loss_config
-        losses = distillation.progressive_transfer_losses(
-            [teacher["embedding_output"]] + teacher["encoder_outputs"],
-            [student["embedding_output"]] + student["encoder_outputs"],
-            teacher["attention_scores"],
-            student["attention_scores"],
-            self._loops["warmup"].optimizer.iterations,
-            c.num_distill_steps,
-            hidden_distill_factor=c.hidden_distill_factor,
-            attention_distill_factor=c.attention_distill_factor,
-            beta_distill_factor=c.beta_distill_factor,
-            gamma_distill_factor=c.gamma_distill_factor,
-            reference_quirks=c.reference_quirks,
-        )
+        step = self._loops["warmup"].optimizer.iterations
+        losses = distillation.transfer_losses(teacher, student, step, self.loss_config)
         return losses.pop("loss"), losses
 
     def mlm_outputs(self, features, seed, training):

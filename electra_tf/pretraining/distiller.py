@@ -35,9 +35,8 @@ from electra_tf import fileio
 from electra_tf.modeling import networks
 from electra_tf.modeling.heads import gather_positions
 from electra_tf.modeling.mobilebert import MobileBertForPreTraining, load_mobilebert_size
-from electra_tf.pretraining import distillation, input_pipeline, masking
+from electra_tf.pretraining import distillation, input_pipeline, masking, trainer
 from electra_tf.pretraining.config import DataDirHParams
-from electra_tf.pretraining.trainer import vocab_facts
 from electra_tf.training import distribution, lamb, loop, optimization, seeds
 from electra_tf.training import model_dir as model_dir_lib
 from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIES
@@ -193,7 +192,7 @@ class Distiller:
             config.pretrain_tfrecords, config.vocab_file, config.max_seq_length
         )
         self.with_word_starts = bool(info and "is_word_start" in info["features"])
-        self.mask_id, self.special_ids, continuation_ids = vocab_facts(config)
+        self.mask_id, self.special_ids, continuation_ids = trainer.vocab_facts(config)
         self._continuation_table = None
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
             table = np.zeros(self.student_config.vocab_size, np.int32)
@@ -467,30 +466,13 @@ class Distiller:
             self._dataset_fn(config.eval_batch_size, False, config.seed)
         )
 
-        @tf.function
-        def eval_step(features, step):
-            def replica_fn(features):
-                _, outputs = self.mlm_outputs(
-                    features, seeds.step_seed(config.seed + 1, step), training=False
-                )
-                return outputs
+        def outputs_fn(features, seed, training):
+            return self.mlm_outputs(features, seed, training)[1]
 
-            return strategy.run(replica_fn, args=(features,))
-
-        collected = {}
-        for step, features in enumerate(dataset):
-            if step >= config.max_eval_steps:
-                break
-            outputs = eval_step(features, tf.constant(step, tf.int64))
-            for key, value in outputs.items():
-                for part in strategy.experimental_local_results(value):
-                    collected.setdefault(key, []).append(part.numpy().ravel())
-        if not collected:
-            raise ValueError(
-                f"No evaluation batch of {config.eval_batch_size} examples in "
-                f"{config.pretrain_tfrecords}."
-            )
-        cat = {k: np.concatenate(v) for k, v in collected.items()}
+        collected = trainer.collect_eval_outputs(
+            config, strategy, dataset, config.max_eval_steps, outputs_fn
+        )
+        cat = {k: np.concatenate([part.ravel() for part in v]) for k, v in collected.items()}
         w = cat["masked_lm_weights"].astype(np.float64)
         correct = (cat["masked_lm_ids"] == cat["masked_lm_preds"]).astype(np.float64)
         return {
@@ -504,11 +486,7 @@ class Distiller:
         """unsup_results.txt (run_pretraining.py's format) and .json, atomically."""
         if not distribution.is_chief(self.strategy):
             return
-        text = "".join(
-            f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
-        )
-        fileio.write_text_atomic(self.config.results_txt, text)
-        fileio.write_json_atomic(self.config.results_json, results)
+        text = trainer.write_results_files(self.config, results)
         logging.info("Evaluation results (%s):\n%s", self.config.results_txt, text)
 
 

@@ -22,6 +22,7 @@ Command line (until `electra-convert` learns these formats):
   python -m electra_tf.conversion.mobilebert --from hf --to reference --input HF --output DIR
 """
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -32,6 +33,7 @@ from absl import logging
 
 from electra_tf.conversion import huggingface, reference
 from electra_tf.modeling import networks
+from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertForPreTraining
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -337,20 +339,7 @@ _HF_LEAVES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "bi
 _HF_ARCHITECTURES = {"mobilebert": "MobileBertForPreTraining", "bert": "BertForMaskedLM"}
 _HF_PREFIXES = {"mobilebert": "mobilebert.", "bert": "bert."}
 # HF config keys of a BERT (model_type "bert") that MobileBertConfig has.
-_HF_BERT_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "initializer_range",
-    "layer_norm_eps",
-)
+_HF_BERT_KEYS = tuple(field.name for field in dataclasses.fields(BertConfig))
 
 
 def hf_names(model, kind):

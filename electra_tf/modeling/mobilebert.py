@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling import sizes
-from electra_tf.modeling.config import DictConfig
+from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
 from electra_tf.modeling.heads import gather_positions
@@ -48,11 +48,12 @@ NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 
 
 @dataclasses.dataclass
-class MobileBertConfig(DictConfig):
+class MobileBertConfig(BertConfig):
     """Hyper-parameters of a MobileBERT (or plain BERT) encoder, named as the original's config.
 
-    Every key of the original `bert_config.json` is a field with the original's default, so a
-    published MobileBERT or BERT config loads without renaming. `embedding_size` and
+    Every key of the original `bert_config.json` is a field with the original's default (BERT's
+    from `BertConfig`, 16 token types as MobileBERT's), so a published MobileBERT or BERT config
+    loads without renaming. `embedding_size` and
     `intra_bottleneck_size` default to `hidden_size`. `hidden_act` uses this package's names
     (`get_activation`): the original's "gelu" is the tanh approximation, "gelu_new" here;
     `electra_tf.conversion.mobilebert.read_bert_config` translates it.
@@ -90,17 +91,7 @@ class MobileBertConfig(DictConfig):
     8
     """
 
-    vocab_size: int
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
     type_vocab_size: int = 16
-    initializer_range: float = 0.02
     embedding_size: int | None = None
     trigram_input: bool = False
     use_bottleneck: bool = False
@@ -110,7 +101,6 @@ class MobileBertConfig(DictConfig):
     num_feedforward_networks: int = 1
     normalization_type: str = "layer_norm"
     classifier_activation: bool = True
-    layer_norm_eps: float = 1e-12
 
     def __post_init__(self):
         if self.embedding_size is None:

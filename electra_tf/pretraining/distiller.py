@@ -195,9 +195,9 @@ class Distiller:
         self.mask_id, self.special_ids, continuation_ids = trainer.vocab_facts(config)
         self._continuation_table = None
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
-            table = np.zeros(self.student_config.vocab_size, np.int32)
-            table[continuation_ids] = 1
-            self._continuation_table = tf.constant(table)
+            self._continuation_table = masking.continuation_table(
+                continuation_ids, self.student_config.vocab_size
+            )
         if config.max_seq_length > self.student_config.max_position_embeddings:
             raise ValueError(
                 f"max_seq_length {config.max_seq_length} exceeds the student's "
@@ -285,19 +285,14 @@ class Distiller:
 
     def _mask(self, features, seed):
         """Masked inputs for the encoders and the [B, P] masked-LM targets."""
-        config = self.config
-        masked = masking.mask_inputs(
-            features["input_ids"],
-            features["input_mask"],
-            tf.random.experimental.stateless_fold_in(seed, 0, alg=seeds.ALG),
-            mask_prob=config.mask_prob,
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            mask_id=self.mask_id,
-            special_ids=self.special_ids,
-            strategy=config.mask_strategy,
-            is_word_start=features.get("is_word_start"),
-            continuation_table=self._continuation_table,
-            with_replacement=config.masking_with_replacement,
+        mask_seed = tf.random.experimental.stateless_fold_in(seed, 0, alg=seeds.ALG)
+        masked = masking.mask_features(
+            features,
+            mask_seed,
+            self.config,
+            self.mask_id,
+            self.special_ids,
+            self._continuation_table,
         )
         inputs = {
             "input_ids": masked["masked_input_ids"],
@@ -494,11 +489,4 @@ def run_distillation(config, load_teacher=None, strategy=None):
     """Trains and/or evaluates as `config` says; returns the evaluation results (None without
     `do_eval`)."""
     logging.info("Config:\n%s", config.to_json())
-    distiller = Distiller(config, load_teacher, strategy)
-    if config.do_train:
-        distiller.train()
-    if not config.do_eval:
-        return None
-    results = distiller.evaluate()
-    distiller.write_results(results)
-    return results
+    return trainer.train_and_evaluate(Distiller(config, load_teacher, strategy), config)

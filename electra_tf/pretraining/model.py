@@ -16,7 +16,6 @@ objective. Same structure and losses as the reference's `run_pretraining.Pretrai
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from electra_tf.modeling import (
@@ -114,9 +113,9 @@ class PretrainingModel(keras.Model):
         self.disallow_correct = bool(disallow_correct)
         self._continuation_table = None
         if mask_strategy == "whole_word" and self.continuation_ids is not None:
-            table = np.zeros(self.vocab_size, np.int32)
-            table[self.continuation_ids] = 1
-            self._continuation_table = tf.constant(table)
+            self._continuation_table = masking.continuation_table(
+                self.continuation_ids, self.vocab_size
+            )
 
     @property
     def electra_objective(self):
@@ -147,18 +146,8 @@ class PretrainingModel(keras.Model):
 
     def mask_features(self, features, seed):
         """The masking (`masking.mask_inputs`) this model's settings draw with `seed`."""
-        return masking.mask_inputs(
-            features["input_ids"],
-            features["input_mask"],
-            seed,
-            mask_prob=self.mask_prob,
-            max_predictions_per_seq=self.max_predictions_per_seq,
-            mask_id=self.mask_id,
-            special_ids=self.special_ids,
-            strategy=self.mask_strategy,
-            is_word_start=features.get("is_word_start"),
-            continuation_table=self._continuation_table,
-            with_replacement=self.masking_with_replacement,
+        return masking.mask_features(
+            features, seed, self, self.mask_id, self.special_ids, self._continuation_table
         )
 
     def compute(self, features, seed, training):

@@ -247,13 +247,19 @@ def run_pretraining(config, strategy=None):
     """Trains and/or evaluates as `config` says (what `run_pretraining.py` and the demo run);
     returns the evaluation results, or None without `do_eval`."""
     logging.info("Config:\n%s", config.to_json())
-    pretrainer = Pretrainer(config, strategy)
+    return train_and_evaluate(Pretrainer(config, strategy), config)
+
+
+def train_and_evaluate(job, config):
+    """What `config.do_train` and `config.do_eval` ask of `job` (a `Pretrainer` or a
+    `distiller.Distiller`): training, then evaluation with its results written; returns them
+    (None without `do_eval`)."""
     if config.do_train:
-        pretrainer.train()
+        job.train()
     if not config.do_eval:
         return None
-    results = pretrainer.evaluate()
-    pretrainer.write_results(results)
+    results = job.evaluate()
+    job.write_results(results)
     return results
 
 

@@ -41,21 +41,75 @@ def run_python(*args, env=None, timeout=900):
     )
 
 
+def build_options(corpus_dir, vocab_file, output_dir, **options):
+    """`pretraining_data.BuildOptions` for a test build: the paths as strings, 32 tokens and 4
+    shards unless `options` say otherwise."""
+    from electra_tf.data import pretraining_data  # pylint: disable=import-outside-toplevel
+
+    settings = dict(
+        corpus_dir=str(corpus_dir),
+        vocab_file=str(vocab_file),
+        output_dir=str(output_dir),
+        max_seq_length=32,
+        num_out_files=4,
+    )
+    settings.update(options)
+    return pretraining_data.BuildOptions(**settings)
+
+
 def build_pretraining_data(data_dir, max_seq_length, **options):
     """`DATA/pretrain_tfrecords` from `DATA/corpus` and `DATA/vocab.txt` (the layout
     run_pretraining.py reads), one shard unless `num_out_files` says otherwise; returns the
     dataset info."""
     from electra_tf.data import pretraining_data  # pylint: disable=import-outside-toplevel
 
-    settings = dict(
-        corpus_dir=f"{data_dir}/corpus",
-        vocab_file=f"{data_dir}/vocab.txt",
-        output_dir=f"{data_dir}/pretrain_tfrecords",
-        max_seq_length=max_seq_length,
-        num_out_files=1,
+    options = {"max_seq_length": max_seq_length, "num_out_files": 1, **options}
+    return pretraining_data.build_dataset(
+        build_options(
+            f"{data_dir}/corpus",
+            f"{data_dir}/vocab.txt",
+            f"{data_dir}/pretrain_tfrecords",
+            **options,
+        )
     )
-    settings.update(options)
-    return pretraining_data.build_dataset(pretraining_data.BuildOptions(**settings))
+
+
+def short_pretraining_config(name, data_dir, steps=4, **hparams):
+    """A `PretrainingConfig` of `steps` steps at batch 8 with one warm-up step, one host loop and
+    one checkpoint over the run: the model directory a fine-tuning or conversion test starts
+    from. `hparams` add to that schedule or override it."""
+    from electra_tf.pretraining.config import (  # pylint: disable=import-outside-toplevel
+        PretrainingConfig,
+    )
+
+    schedule = dict(
+        train_batch_size=8,
+        num_train_steps=steps,
+        num_warmup_steps=1,
+        iterations_per_loop=steps,
+        save_checkpoints_steps=steps,
+    )
+    return PretrainingConfig(name, data_dir, **{**schedule, **hparams})
+
+
+def write_shards(folder, n_files=2, per_file=6, length=8):
+    """`n_files` finished pre-training shards in `folder`, named as the builder names them, of
+    `per_file` examples of `length` tokens each; example i of shard f starts with the token
+    f * 1000 + i (then 5s), so a test can tell where a read example came from. Returns the
+    paths."""
+    from electra_tf.data import pretraining_data, records  # pylint: disable=import-outside-toplevel
+
+    paths = []
+    for f in range(n_files):
+        path = f"{folder}/{pretraining_data.shard_name(f, n_files)}"
+        writer = records.AtomicRecordWriter(path)
+        for i in range(per_file):
+            ids = [f * 1000 + i] + [5] * (length - 1)
+            example = {"input_ids": ids, "input_mask": [1] * length, "segment_ids": [0] * length}
+            writer.write(records.encode_int64_example(example))
+        writer.close()
+        paths.append(path)
+    return paths
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import short_pretraining_config
 from test_pretraining import _synthetic_data
 
 import run_distillation
@@ -18,7 +19,6 @@ from electra_tf.conversion import teacher as teacher_lib
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.modeling.mobilebert import MobileBertConfig
-from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.distiller import DistillationHParams, Distiller
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import lamb
@@ -169,20 +169,16 @@ def test_stage_one_lowers_the_transfer_loss(data_dir):
 
 
 def test_teacher_from_our_masked_lm_model_dir_has_its_outputs(data_dir):
-    config = PretrainingConfig(
+    config = short_pretraining_config(
         "mlm-teacher",
         data_dir,
+        steps=2,
         electra_objective=False,
         model_size="small",
         model_hparam_overrides={k: v for k, v in TEACHER.items() if k != "hidden_act"},
         embedding_size=64,
         vocab_size=len(open(f"{data_dir}/vocab.txt").read().split()),
         max_seq_length=32,
-        train_batch_size=8,
-        num_train_steps=2,
-        num_warmup_steps=1,
-        iterations_per_loop=2,
-        save_checkpoints_steps=2,
     )
     pretrainer = Pretrainer(config)
     pretrainer.train()

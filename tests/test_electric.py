@@ -168,27 +168,11 @@ def test_electric_step_compiles_with_xla_and_matches_eager():
 
 
 def test_tiny_electric_trains_through_run_pretraining(tmp_path):
-    from test_pretraining import WORDS, _synthetic_data
+    from test_pretraining import _config, _synthetic_data
 
     data_dir = str(tmp_path)
     _synthetic_data(data_dir)
-    config = PretrainingConfig(
-        "electric",
-        data_dir,
-        **ELECTRIC,
-        **TINY,
-        vocab_size=len(WORDS) + 5,
-        max_seq_length=32,
-        train_batch_size=8,
-        eval_batch_size=8,
-        num_train_steps=6,
-        num_warmup_steps=2,
-        iterations_per_loop=3,
-        save_checkpoints_steps=3,
-        num_eval_steps=2,
-        learning_rate=1e-3,
-        do_eval=True,
-    )
+    config = _config(data_dir, "electric", **ELECTRIC, **TINY, do_eval=True)
     results = run_pretraining(config)
     assert set(EVAL_METRICS) <= set(results) and results["global_step"] == 6
     assert all(np.isfinite(results[k]) for k in EVAL_METRICS)

@@ -11,6 +11,14 @@ import pytest  # pylint: disable=wrong-import-position
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("ELECTRA_TF_SHARED", os.path.join(REPO_ROOT, "..", "shared"))
+# The tiny encoder most model tests build (BERT config keys): 2 layers of width 16, 2 heads.
+TINY_ENCODER = dict(
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=16,
+)
 
 
 def shared_path(*parts):

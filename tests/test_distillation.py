@@ -18,27 +18,21 @@ from electra_tf.conversion import saved_model
 from electra_tf.conversion import teacher as teacher_lib
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.modeling.mobilebert import MobileBertConfig
+from electra_tf.modeling.mobilebert import MobileBertConfig, load_mobilebert_size
+from electra_tf.pretraining import distillation
 from electra_tf.pretraining.distiller import DistillationHParams, Distiller
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import lamb
 from electra_tf.training import model_dir as model_dir_lib
 
-# mobilebert_tiny: 2 blocks, hidden 64, 4 heads; the teacher must match for layer-wise transfer.
+# A BERT teacher with mobilebert_tiny's blocks (2 of width 64, 4 heads), as layer-wise transfer
+# needs.
+STUDENT = load_mobilebert_size("mobilebert_tiny")
+MATCHING = ("hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings")
 TEACHER = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=128,
-    hidden_act="gelu_new",
+    {key: getattr(STUDENT, key) for key in MATCHING}, intermediate_size=64, hidden_act="gelu_new"
 )
-LOSS_FACTORS = dict(
-    hidden_distill_factor=100.0,
-    attention_distill_factor=1.0,
-    beta_distill_factor=5000.0,
-    gamma_distill_factor=5.0,
-)
+LOSS_FACTORS = distillation.ORIGINAL_TRANSFER_FACTORS
 
 
 @pytest.fixture(scope="module")

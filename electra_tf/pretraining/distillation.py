@@ -35,6 +35,15 @@ from electra_tf.modeling.heads import gather_positions
 _LN_EPS = 1e-12
 
 
+# Stage 1's weights in the original's `run.pretrain.sh`.
+ORIGINAL_TRANSFER_FACTORS = dict(
+    hidden_distill_factor=100.0,
+    attention_distill_factor=1.0,
+    beta_distill_factor=5000.0,
+    gamma_distill_factor=5.0,
+)
+
+
 @dataclasses.dataclass
 class DistillationConfig:
     """The original's distillation flags (`run.pretrain.sh`), by their names and with their

@@ -137,14 +137,13 @@ class DistillationHParams(DataDirHParams):
         if self.num_warmup_steps < 0:
             raise ValueError(f"hparam 'num_warmup_steps' must be >= 0, got {self.num_warmup_steps}")
         self.distillation()  # range checks of the distillation flags
-        factors = ("hidden", "attention", "beta", "gamma")
-        if self.layer_wise_warmup and not any(
-            getattr(self, f"{f}_distill_factor") for f in factors
-        ):
+        factors = distillation.ORIGINAL_TRANSFER_FACTORS
+        if self.layer_wise_warmup and not any(getattr(self, name) for name in factors):
+            original = ", ".join(f"{value:g}" for value in factors.values())
             raise ValueError(
                 "layer_wise_warmup needs a non-zero hidden_distill_factor, "
                 "attention_distill_factor or beta_/gamma_distill_factor (the original's "
-                "run.pretrain.sh: 100, 1, 5000, 5)."
+                f"run.pretrain.sh: {original})."
             )
         if self.teacher is None and (
             self.layer_wise_warmup or self.distill_ground_truth_ratio != 1.0

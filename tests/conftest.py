@@ -49,6 +49,16 @@ def run_python(*args, env=None, timeout=900):
     )
 
 
+def run_entry_point(script, data_dir, model_name, hparams_file):
+    """`python SCRIPT --data-dir DATA --model-name NAME --hparams FILE` (`run_pretraining.py`,
+    `run_finetuning.py`) in a fresh process, as a user runs a job; it must succeed."""
+    finished = run_python(
+        script, f"--data-dir={data_dir}", "--model-name", model_name, f"--hparams={hparams_file}"
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished
+
+
 def build_options(corpus_dir, vocab_file, output_dir, **options):
     """`pretraining_data.BuildOptions` for a test build: the paths as strings, 32 tokens and 4
     shards unless `options` say otherwise."""

@@ -8,7 +8,13 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_pretraining_data, run_python, shared_path, short_pretraining_config
+from conftest import (
+    build_pretraining_data,
+    run_entry_point,
+    run_python,
+    shared_path,
+    short_pretraining_config,
+)
 
 from electra_tf.conversion import cli
 from electra_tf.finetuning import runner as runner_lib
@@ -179,14 +185,7 @@ def test_command_line_evaluates_the_finetuned_model(data_dir, all_kinds, tmp_pat
             }
         )
     )
-    finished = run_python(
-        "run_finetuning.py",
-        f"--data-dir={data_dir}",
-        "--model-name",
-        "tiny",
-        f"--hparams={hparams}",
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_entry_point("run_finetuning.py", data_dir, "tiny", hparams)
     with open(f"{data_dir}/models/tiny/results/question_pair_results.json") as f:
         scores = json.load(f)["trials"][0]["question_pair"]
     assert scores["accuracy"] == all_kinds[0]["question_pair"]["accuracy"]

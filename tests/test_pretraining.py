@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, build_pretraining_data, run_python, shared_path
+from conftest import REPO_ROOT, build_pretraining_data, run_entry_point, shared_path
 
 from electra_tf.pretraining import input_pipeline
 from electra_tf.pretraining.config import PretrainingConfig
@@ -348,14 +348,7 @@ def test_command_line_with_dashed_flags_and_hparams_file(data_dir, tmp_path):
             }
         )
     )
-    finished = run_python(
-        "run_pretraining.py",
-        f"--data-dir={data_dir}",
-        "--model-name",
-        "cli",
-        f"--hparams={hparams}",
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_entry_point("run_pretraining.py", data_dir, "cli", hparams)
     with open(f"{data_dir}/models/cli/results/unsup_results.json") as f:
         results = json.load(f)
     assert results["global_step"] == 2 and set(EVAL_METRICS) <= set(results)

@@ -266,7 +266,7 @@ class PretrainingModel(keras.Model):
     def from_config(cls, config):
         """Rebuilds the networks with the same sharing (embeddings, or the whole encoder)."""
         config = dict(config)
-        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        discriminator, discriminator_head = _pop_discriminator(config)
         generator_config = config.pop("generator")
         own_embeddings = config.pop("generator_embeddings")
         generator = None
@@ -286,17 +286,21 @@ class PretrainingModel(keras.Model):
         generator_head = None
         if head_config is not None:
             generator_head = MaskedLMHead(generator.embeddings, **head_config)
-        disc_head_config = config.pop("discriminator_head")
-        discriminator_head = (
-            None
-            if disc_head_config is None
-            else keras.saving.deserialize_keras_object(
-                disc_head_config, custom_objects={"DiscriminatorHead": DiscriminatorHead}
-            )
-        )
-        for key in ("trainable", "dtype"):
-            config.pop(key, None)
         return cls(discriminator, generator, generator_head, discriminator_head, **config)
+
+
+def _pop_discriminator(config):
+    """Pops what every pre-training model's config holds alike: the discriminator and its head
+    (None for a masked LM), deserialized, and Keras' own keys; returns the two networks."""
+    discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+    head = config.pop("discriminator_head")
+    if head is not None:
+        head = keras.saving.deserialize_keras_object(
+            head, custom_objects={"DiscriminatorHead": DiscriminatorHead}
+        )
+    for key in ("trainable", "dtype"):
+        config.pop(key, None)
+    return discriminator, head
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -475,7 +479,7 @@ class ElectricModel(PretrainingModel):
     def from_config(cls, config):
         """Rebuilds the towers sharing the discriminator's embeddings (unless untied)."""
         config = dict(config)
-        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        discriminator, discriminator_head = _pop_discriminator(config)
         shared = None if config.pop("untied_generator_embeddings") else discriminator.embeddings
         towers = []
         for key in ("generator_ltr", "generator_rtl"):
@@ -489,12 +493,6 @@ class ElectricModel(PretrainingModel):
                 )
             )
         cloze_head = MaskedLMHead(towers[0].embeddings, **config.pop("cloze_head"))
-        discriminator_head = keras.saving.deserialize_keras_object(
-            config.pop("discriminator_head"),
-            custom_objects={"DiscriminatorHead": DiscriminatorHead},
-        )
-        for key in ("trainable", "dtype"):
-            config.pop(key, None)
         return cls(discriminator, *towers, cloze_head, discriminator_head, **config)
 
 

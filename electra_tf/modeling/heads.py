@@ -58,8 +58,25 @@ class DiscriminatorHead(ConfigLayer):
         return tf.cast(tf.squeeze(logits, -1), tf.float32)  # [B, T]
 
 
+class TiedHead(ConfigLayer):
+    """A head whose output weights are the `embeddings` layer it is given (tied). Its config holds
+    the embeddings by value: a deserialized head owns an untied copy of the table's configuration,
+    not the shared table."""
+
+    def get_config(self):
+        config = super().get_config()
+        config["embeddings"] = keras.saving.serialize_keras_object(self.embeddings)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MaskedLMHead(ConfigLayer):
+class MaskedLMHead(TiedHead):
     """Vocabulary logits tied to the word embeddings (`generator_predictions`).
 
     Dense(E, activation), LayerNorm, then `x @ word_embeddings^T + output_bias`.
@@ -119,16 +136,3 @@ class MaskedLMHead(ConfigLayer):
             hidden_states, self.embeddings.word_embeddings, transpose_b=True
         )  # [B, P, V]
         return tf.cast(logits, tf.float32) + self.output_bias
-
-    def get_config(self):
-        # The embeddings are serialized by value: a deserialized head owns an
-        # untied copy of the table's configuration, not the shared table.
-        config = super().get_config()
-        config["embeddings"] = keras.saving.serialize_keras_object(self.embeddings)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
-        return cls(**config)

@@ -35,10 +35,11 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling import sizes
+from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
-from electra_tf.modeling.heads import gather_positions
+from electra_tf.modeling.heads import TiedHead, gather_positions
 from electra_tf.modeling.transformer import einsum_projection, get_activation
 
 # Added to the attention scores of padded keys, as the original (not its quantization-friendly
@@ -166,6 +167,19 @@ def load_mobilebert_size(model_size, **overrides):
         raise ValueError(f"{source}: {e}") from e
 
 
+class ConfiguredLayer(keras.layers.Layer):
+    """A layer built from a `MobileBertConfig` (or its dict form, which `get_config` writes)."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = MobileBertConfig.from_dict(config)
+        self.config = config
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class NoNorm(keras.layers.Layer):
     """MobileBERT's `no_norm` "normalization": an elementwise `x * gamma + beta`.
@@ -214,7 +228,7 @@ def _dense(units, initializer_range, dtype, name, activation=None):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertEmbeddings(keras.layers.Layer):
+class MobileBertEmbeddings(ConfiguredLayer):
     """Word embeddings (optionally trigram, projected to H) + position + token type, norm, dropout.
 
     With `trigram_input`, each position sees [next token, token, previous token] embeddings
@@ -236,10 +250,8 @@ class MobileBertEmbeddings(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
+        super().__init__(config, **kwargs)
+        config = self.config
         self.vocab_size = config.vocab_size
         self.embedding_size = config.embedding_size
         self.embedding_transformation = None
@@ -302,14 +314,9 @@ class MobileBertEmbeddings(keras.layers.Layer):
         embeddings = self.norm(embeddings)
         return self.dropout(embeddings, training=training)  # [B, T, H]
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertAttention(keras.layers.Layer):
+class MobileBertAttention(ConfigLayer):
     """Multi-head attention with separate query/key/value inputs; returns the scores too.
 
     MobileBERT takes queries and keys from one tensor (the block input or a bottleneck) and
@@ -339,11 +346,7 @@ class MobileBertAttention(keras.layers.Layer):
         self, num_heads, head_size, output_size, dropout_rate=0.0, initializer_range=0.02, **kwargs
     ):
         super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.head_size = head_size
-        self.output_size = output_size
-        self.dropout_rate = dropout_rate
-        self.initializer_range = initializer_range
+        self.remember(locals())
 
     def build(self, query_shape, key_shape=None, value_shape=None):
         # query_shape, key_shape, value_shape: [B, T, width] (widths may differ).
@@ -380,22 +383,9 @@ class MobileBertAttention(keras.layers.Layer):
         context = tf.einsum("bnts,bsnd->btnd", probs, v)  # [B, T, N, D]
         return self.output_dense(context), scores  # [B, T, output_size], [B, N, T, S]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "head_size": self.head_size,
-                "output_size": self.output_size,
-                "dropout_rate": self.dropout_rate,
-                "initializer_range": self.initializer_range,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertFFN(keras.layers.Layer):
+class MobileBertFFN(ConfigLayer):
     """One of a block's stacked feed-forward networks: `norm(x + dense(act(dense(x))))`.
 
     Args:
@@ -423,11 +413,7 @@ class MobileBertFFN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.intermediate_size = intermediate_size
-        self.activation = activation
-        self.normalization_type = normalization_type
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, T, W]
@@ -456,22 +442,9 @@ class MobileBertFFN(keras.layers.Layer):
         output = self.output_dense(self.intermediate(hidden_states))  # [B, T, W]
         return self.output_norm(output + hidden_states)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "intermediate_size": self.intermediate_size,
-                "activation": self.activation,
-                "normalization_type": self.normalization_type,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertBlock(keras.layers.Layer):
+class MobileBertBlock(ConfiguredLayer):
     """One MobileBERT block (a post-norm BERT layer when the bottleneck is off).
 
         x_b = norm(dense_B(x))                             # input bottleneck (use_bottleneck)
@@ -501,12 +474,6 @@ class MobileBertBlock(keras.layers.Layer):
     >>> output.shape, scores.shape
     (TensorShape([1, 3, 16]), TensorShape([1, 2, 3, 3]))
     """
-
-    def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
 
     def _norm(self, name):
         c = self.config
@@ -613,14 +580,9 @@ class MobileBertBlock(keras.layers.Layer):
             output = self.output_bottleneck_norm(output + hidden_states)
         return output, scores  # [B, T, H], [B, N, T, T]
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertEncoder(keras.layers.Layer):
+class MobileBertEncoder(ConfiguredLayer):
     """MobileBERT (or plain BERT) encoder: embeddings, blocks and the pooler.
 
     Args:
@@ -651,10 +613,8 @@ class MobileBertEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
+        super().__init__(config, **kwargs)
+        config = self.config
         self.embeddings = MobileBertEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
         self.blocks = [
             MobileBertBlock(config, dtype=self.dtype_policy, name=f"layer_{i}")
@@ -703,14 +663,9 @@ class MobileBertEncoder(keras.layers.Layer):
             outputs["attention_scores"] = attention_scores
         return outputs
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertMaskedLMHead(keras.layers.Layer):
+class MobileBertMaskedLMHead(TiedHead):
     """The original's `cls/predictions`: dense(H) + act + LayerNorm, then tied vocabulary logits.
 
     The output weights are the word embedding table [V, E], concatenated with the head's own
@@ -748,11 +703,7 @@ class MobileBertMaskedLMHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.embeddings = embeddings
-        self.hidden_size = hidden_size
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape=None):
         # input_shape: [B, P, H]
@@ -801,26 +752,6 @@ class MobileBertMaskedLMHead(keras.layers.Layer):
         weights = tf.cast(self.output_weights(), hidden_states.dtype)  # [V, H]
         logits = tf.matmul(hidden_states, weights, transpose_b=True)  # [B, P, V]
         return tf.cast(logits, tf.float32) + self.output_bias
-
-    def get_config(self):
-        # The embeddings are serialized by value (an untied copy on deserialization).
-        config = super().get_config()
-        config.update(
-            {
-                "embeddings": keras.saving.serialize_keras_object(self.embeddings),
-                "hidden_size": self.hidden_size,
-                "activation": self.activation,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
-        return cls(**config)
 
 
 def masked_lm_head_for(encoder, **kwargs):

@@ -479,6 +479,15 @@ class MobileBertBlock(ConfiguredLayer):
         c = self.config
         return make_norm(c.normalization_type, c.layer_norm_eps, dtype=self.dtype_policy, name=name)
 
+    def _bottleneck(self, name):
+        """A built bottleneck: the dense H -> B called `name` and its norm."""
+        c = self.config
+        dense = _dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
+        norm = self._norm(f"{name}_norm")
+        dense.build((None, None, c.hidden_size))
+        norm.build((None, None, c.true_hidden_size))
+        return dense, norm
+
     def build(self, input_shape=None):
         # input_shape: [B, T, H]; known from the config.
         c = self.config
@@ -487,19 +496,11 @@ class MobileBertBlock(ConfiguredLayer):
         dtype = self.dtype_policy
         self.bottleneck_input = self.bottleneck_attention = None
         if c.use_bottleneck:
-            self.bottleneck_input = _dense(
-                c.intra_bottleneck_size, c.initializer_range, dtype, "bottleneck_input"
-            )
-            self.bottleneck_input_norm = self._norm("bottleneck_input_norm")
-            self.bottleneck_input.build(hidden)
-            self.bottleneck_input_norm.build(inner)
+            self.bottleneck_input, self.bottleneck_input_norm = self._bottleneck("bottleneck_input")
             if c.key_query_shared_bottleneck:
-                self.bottleneck_attention = _dense(
-                    c.intra_bottleneck_size, c.initializer_range, dtype, "bottleneck_attention"
+                self.bottleneck_attention, self.bottleneck_attention_norm = self._bottleneck(
+                    "bottleneck_attention"
                 )
-                self.bottleneck_attention_norm = self._norm("bottleneck_attention_norm")
-                self.bottleneck_attention.build(hidden)
-                self.bottleneck_attention_norm.build(inner)
         if c.use_bottleneck_attention:
             query_shape = value_shape = inner
         elif c.key_query_shared_bottleneck:

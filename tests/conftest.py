@@ -19,6 +19,10 @@ TINY_ENCODER = dict(
     intermediate_size=32,
     max_position_embeddings=16,
 )
+# The tiny ELECTRA discriminator of the pre-training tests (`model_hparam_overrides`).
+TINY_ELECTRA = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
+)
 
 
 def shared_path(*parts):
@@ -90,6 +94,33 @@ def build_pretraining_data(data_dir, max_seq_length, **options):
             **options,
         )
     )
+
+
+def tiny_pretraining_config(data_dir, name, vocab_size, **overrides):
+    """A `PretrainingConfig` of a tiny ELECTRA (2 layers of width 32, embeddings 16) on 32 tokens:
+    six steps in two host loops, a checkpoint after each, two evaluation batches; `overrides`
+    replace any of it."""
+    from electra_tf.pretraining.config import (  # pylint: disable=import-outside-toplevel
+        PretrainingConfig,
+    )
+
+    hparams = dict(
+        model_size="small",
+        model_hparam_overrides=dict(TINY_ELECTRA),
+        embedding_size=16,
+        vocab_size=vocab_size,
+        max_seq_length=32,
+        train_batch_size=8,
+        eval_batch_size=8,
+        num_train_steps=6,
+        num_warmup_steps=2,
+        iterations_per_loop=3,
+        save_checkpoints_steps=3,
+        num_eval_steps=2,
+        learning_rate=1e-3,
+    )
+    hparams.update(overrides)
+    return PretrainingConfig(name, data_dir, **hparams)
 
 
 def short_pretraining_config(name, data_dir, steps=4, **hparams):

@@ -16,6 +16,18 @@ def gather_positions(sequence, positions):
     return tf.gather(sequence, positions, batch_dims=1)
 
 
+def dense(units, initializer_range, dtype, name, activation=None):
+    """A `Dense` as the reference builds its hidden layers: truncated-normal kernel
+    (`initializer_range`), zero bias, an optional activation by name (`get_activation`)."""
+    return keras.layers.Dense(
+        units,
+        activation=get_activation(activation) if activation else None,
+        kernel_initializer=truncated_normal(initializer_range),
+        dtype=dtype,
+        name=name,
+    )
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class DiscriminatorHead(ConfigLayer):
     """Per-token "was this token replaced?" logits (`discriminator_predictions`).
@@ -35,12 +47,8 @@ class DiscriminatorHead(ConfigLayer):
     def build(self, input_shape):
         # input_shape: [B, T, H]
         hidden_size = input_shape[-1]
-        self.dense = keras.layers.Dense(
-            hidden_size,
-            activation=get_activation(self.activation),
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="dense",
+        self.dense = dense(
+            hidden_size, self.initializer_range, self.dtype_policy, "dense", self.activation
         )
         self.dense_prediction = keras.layers.Dense(
             1,
@@ -105,12 +113,8 @@ class MaskedLMHead(TiedHead):
     def build(self, input_shape):
         # input_shape: [B, P, H]
         embedding_size = self.embeddings.embedding_size
-        self.dense = keras.layers.Dense(
-            embedding_size,
-            activation=get_activation(self.activation),
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="dense",
+        self.dense = dense(
+            embedding_size, self.initializer_range, self.dtype_policy, "dense", self.activation
         )
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"

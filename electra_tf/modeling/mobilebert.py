@@ -34,7 +34,7 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling import sizes
+from electra_tf.modeling import heads, sizes
 from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.dropout import Dropout
@@ -217,16 +217,6 @@ def make_norm(normalization_type, layer_norm_eps=1e-12, **kwargs):
     )
 
 
-def _dense(units, initializer_range, dtype, name, activation=None):
-    return keras.layers.Dense(
-        units,
-        activation=get_activation(activation) if activation else None,
-        kernel_initializer=truncated_normal(initializer_range),
-        dtype=dtype,
-        name=name,
-    )
-
-
 @keras.saving.register_keras_serializable(package="electra_tf")
 class MobileBertEmbeddings(ConfiguredLayer):
     """Word embeddings (optionally trigram, projected to H) + position + token type, norm, dropout.
@@ -256,7 +246,7 @@ class MobileBertEmbeddings(ConfiguredLayer):
         self.embedding_size = config.embedding_size
         self.embedding_transformation = None
         if config.trigram_input or config.embedding_size != config.hidden_size:
-            self.embedding_transformation = _dense(
+            self.embedding_transformation = heads.dense(
                 config.hidden_size,
                 config.initializer_range,
                 self.dtype_policy,
@@ -418,14 +408,14 @@ class MobileBertFFN(ConfigLayer):
     def build(self, input_shape):
         # input_shape: [B, T, W]
         width = input_shape[-1]
-        self.intermediate = _dense(
+        self.intermediate = heads.dense(
             self.intermediate_size,
             self.initializer_range,
             self.dtype_policy,
             "intermediate",
             activation=self.activation,
         )
-        self.output_dense = _dense(width, self.initializer_range, self.dtype_policy, "output")
+        self.output_dense = heads.dense(width, self.initializer_range, self.dtype_policy, "output")
         self.output_norm = make_norm(
             self.normalization_type,
             self.layer_norm_eps,
@@ -482,7 +472,7 @@ class MobileBertBlock(ConfiguredLayer):
     def _bottleneck(self, name):
         """A built bottleneck: the dense H -> B called `name` and its norm."""
         c = self.config
-        dense = _dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
+        dense = heads.dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
         norm = self._norm(f"{name}_norm")
         dense.build((None, None, c.hidden_size))
         norm.build((None, None, c.true_hidden_size))
@@ -532,17 +522,17 @@ class MobileBertBlock(ConfiguredLayer):
             )
             ffn.build(inner)
             self.ffns.append(ffn)
-        self.intermediate = _dense(
+        self.intermediate = heads.dense(
             c.intermediate_size, c.initializer_range, dtype, "intermediate", c.hidden_act
         )
-        self.output_dense = _dense(c.true_hidden_size, c.initializer_range, dtype, "output")
+        self.output_dense = heads.dense(c.true_hidden_size, c.initializer_range, dtype, "output")
         self.output_norm = self._norm("output_norm")
         self.intermediate.build(inner)
         self.output_dense.build((None, None, c.intermediate_size))
         self.output_norm.build(inner)
         self.output_bottleneck = None
         if c.use_bottleneck:
-            self.output_bottleneck = _dense(
+            self.output_bottleneck = heads.dense(
                 c.hidden_size, c.initializer_range, dtype, "output_bottleneck"
             )
             self.output_bottleneck_norm = self._norm("output_bottleneck_norm")
@@ -714,7 +704,7 @@ class MobileBertMaskedLMHead(TiedHead):
                 f"The word embeddings are {embedding_size} wide, more than hidden_size "
                 f"{self.hidden_size}."
             )
-        self.dense = _dense(
+        self.dense = heads.dense(
             self.hidden_size,
             self.initializer_range,
             self.dtype_policy,

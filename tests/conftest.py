@@ -1,4 +1,6 @@
-"""Shared fixtures: the ../shared data folder (skip with a reason when absent), TF log noise."""
+"""Shared fixtures and builders: the ../shared data folder (skip with a reason when absent), TF
+log noise, and what several test files build alike (pre-training data and shards, tiny models and
+short runs, entry-point runs), so each fact has one owner."""
 
 import os
 import subprocess

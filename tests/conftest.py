@@ -87,15 +87,13 @@ def build_pretraining_data(data_dir, max_seq_length, **options):
     dataset info."""
     from electra_tf.data import pretraining_data  # pylint: disable=import-outside-toplevel
 
-    options = {"max_seq_length": max_seq_length, "num_out_files": 1, **options}
-    return pretraining_data.build_dataset(
-        build_options(
-            f"{data_dir}/corpus",
-            f"{data_dir}/vocab.txt",
-            f"{data_dir}/pretrain_tfrecords",
-            **options,
-        )
+    paths = dict(
+        corpus_dir=f"{data_dir}/corpus",
+        vocab_file=f"{data_dir}/vocab.txt",
+        output_dir=f"{data_dir}/pretrain_tfrecords",
     )
+    settings = {**paths, "max_seq_length": max_seq_length, "num_out_files": 1, **options}
+    return pretraining_data.build_dataset(build_options(**settings))
 
 
 def tiny_pretraining_config(data_dir, name, vocab_size, **overrides):

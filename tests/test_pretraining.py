@@ -64,7 +64,7 @@ def data_dir(tmp_path_factory):
 
 
 def _config(data_dir, name, **overrides):
-    return tiny_pretraining_config(data_dir, name, len(WORDS) + 5, **overrides)
+    return tiny_pretraining_config(data_dir, name, **{"vocab_size": len(WORDS) + 5, **overrides})
 
 
 def _weights(pretrainer):

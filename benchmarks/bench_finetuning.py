@@ -20,7 +20,6 @@ windows with `--doc_stride`, n-best decoding). Per task, in one process:
   still the several-replica path), timed on the same rows between two calls of the current one.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -158,9 +157,7 @@ def bench_task(args, name, data_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    parser.add_argument("--shared", default=os.path.join(here, "..", "..", "shared"))
+    parser = bench_report.shared_data_parser(__doc__)
     parser.add_argument("--model_size", default="small")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--doc_stride", type=int, default=64)
@@ -170,7 +167,6 @@ def main():
     parser.add_argument("--eval_examples", type=int, default=320)
     parser.add_argument("--qa_eval_examples", type=int, default=40, help="questions (many windows)")
     parser.add_argument("--tasks", default="question_pair,naver_ner,korquad")
-    parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
     vocab = os.path.join(args.shared, "vocab", "ko_cased_vocab.txt")
     if not os.path.exists(vocab):

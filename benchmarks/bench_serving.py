@@ -15,7 +15,6 @@ one process, interleaved:
   tokenization.
 """
 
-import argparse
 import os
 import sys
 import tempfile
@@ -41,15 +40,12 @@ def _percentile(values, q):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    here = os.path.dirname(os.path.abspath(__file__))
-    parser.add_argument("--shared", default=os.path.join(here, "..", "..", "shared"))
+    parser = bench_report.shared_data_parser(__doc__)
     parser.add_argument("--model_size", default="small")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=6, help="timed batches per contender")
     parser.add_argument("--latency_calls", type=int, default=40)
-    parser.add_argument("--json", default=None)
     args = parser.parse_args()
     vocab = os.path.join(args.shared, "vocab", "ko_cased_vocab.txt")
     task = tasks.get_task(

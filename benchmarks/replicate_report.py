@@ -124,14 +124,7 @@ def plot_pretraining_curves(study, path):
         for arm in ("electra", "mlm")
         if os.path.isdir(os.path.join(study.out, "models", arm))
     }
-    tags = [
-        "train/loss",
-        "train/masked_lm_loss",
-        "train/masked_lm_accuracy",
-        "train/disc_loss",
-        "train/disc_accuracy",
-        "train/sampled_masked_lm_accuracy",
-    ]
+    tags = list(plots.OBJECTIVE_CURVES)
     title = "Pre-training curves (TensorBoard logs; ELECTRA's masked-LM curves are its generator's)"
     return plots.compare_training_curves(runs, path, tags=tags, title=title)
 

@@ -14,14 +14,17 @@ from tensorflow.core.util import event_pb2
 
 from electra_tf import cli, fileio
 
-# Training curves, in the order they are drawn (those a run did not log are left out).
-CURVES = (
+# The pre-training objective's curves (losses and accuracies), in the order they are drawn.
+OBJECTIVE_CURVES = (
     "train/loss",
     "train/masked_lm_loss",
     "train/masked_lm_accuracy",
     "train/disc_loss",
     "train/disc_accuracy",
     "train/sampled_masked_lm_accuracy",
+)
+# Every training curve, in the order they are drawn (those a run did not log are left out).
+CURVES = OBJECTIVE_CURVES + (
     "train/loss_per_example",
     "train/learning_rate",
     "train/examples_per_second",
@@ -63,29 +66,40 @@ def save_png(figure, path):
     fileio.write_bytes_atomic(path, buffer.getvalue())
 
 
+def _training_tags(logged):
+    """The training curves among the `logged` tags: CURVES' order, then the others by name."""
+    return [t for t in CURVES if t in logged] + sorted(
+        t for t in logged if t.startswith("train/") and t not in CURVES
+    )
+
+
+def _panels(pyplot, count):
+    """A figure of `count` panels, three to a row, and its `count` axes (spare panels hidden)."""
+    columns = min(3, count)
+    rows = math.ceil(count / columns)
+    figure, axes = pyplot.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False
+    )
+    for axis in list(axes.flat)[count:]:
+        axis.set_visible(False)
+    return figure, list(axes.flat)[:count]
+
+
 def plot_training_curves(log_dir, path, title=None):
     """One panel per logged training curve against the step; returns `path`, or None when the
     directory holds no training scalars."""
     series = read_scalars(log_dir)
-    tags = [t for t in CURVES if t in series] + sorted(
-        t for t in series if t.startswith("train/") and t not in CURVES
-    )
+    tags = _training_tags(series)
     if not tags:
         return None
     pyplot = pyplot_module()
-    columns = min(3, len(tags))
-    rows = math.ceil(len(tags) / columns)
-    figure, axes = pyplot.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False
-    )
-    for axis, tag in zip(axes.flat, tags):
+    figure, axes = _panels(pyplot, len(tags))
+    for axis, tag in zip(axes, tags):
         steps, values = zip(*series[tag])
         axis.plot(steps, values, linewidth=1.2)
         axis.set_title(tag.split("/", 1)[1], fontsize=10)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-    for axis in list(axes.flat)[len(tags) :]:
-        axis.set_visible(False)
     figure.suptitle(title or log_dir, fontsize=11)
     save_png(figure, path)
     pyplot.close(figure)
@@ -98,20 +112,12 @@ def compare_training_curves(runs, path, tags=None, title=None):
     training curve any run logged. Returns `path`, or None when no run holds training scalars."""
     series = {label: read_scalars(log_dir) for label, log_dir in runs.items()}
     logged = set().union(*(s.keys() for s in series.values())) if series else set()
-    if tags is None:
-        tags = [t for t in CURVES if t in logged] + sorted(
-            t for t in logged if t.startswith("train/") and t not in CURVES
-        )
-    tags = [t for t in tags if t in logged]
+    tags = _training_tags(logged) if tags is None else [t for t in tags if t in logged]
     if not tags:
         return None
     pyplot = pyplot_module()
-    columns = min(3, len(tags))
-    rows = math.ceil(len(tags) / columns)
-    figure, axes = pyplot.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False
-    )
-    for axis, tag in zip(axes.flat, tags):
+    figure, axes = _panels(pyplot, len(tags))
+    for axis, tag in zip(axes, tags):
         for label, scalars in series.items():
             if tag in scalars:
                 steps, values = zip(*scalars[tag])
@@ -120,8 +126,6 @@ def compare_training_curves(runs, path, tags=None, title=None):
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    for axis in list(axes.flat)[len(tags) :]:
-        axis.set_visible(False)
     figure.suptitle(title or "training curves", fontsize=11)
     figure.tight_layout()
     save_png(figure, path)

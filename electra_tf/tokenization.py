@@ -323,16 +323,22 @@ class FullTokenizer:
 
     def _fast_wordpiece(self):
         if self._fast is None:
-            import tensorflow_text as tf_text
-
-            self._fast = tf_text.FastWordpieceTokenizer(
-                vocab=self._vocab_list(),
-                token_out_type=tf.int64,
-                unknown_token="[UNK]",
-                max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
-                no_pretokenization=False,
-            )
+            self._fast = self.wordpiece_op(no_pretokenization=False)
         return self._fast
+
+    def wordpiece_op(self, no_pretokenization):
+        """This vocabulary's WordPiece as tensorflow_text's FastWordpieceTokenizer (int64 ids,
+        [UNK] for unknown and over-long words); `no_pretokenization` says whether its input is
+        already split into words."""
+        import tensorflow_text as tf_text
+
+        return tf_text.FastWordpieceTokenizer(
+            vocab=self._vocab_list(),
+            token_out_type=tf.int64,
+            unknown_token="[UNK]",
+            max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
+            no_pretokenization=no_pretokenization,
+        )
 
     def _vocab_list(self):
         """Vocabulary as an id-ordered list; shadowed duplicates get unmatchable placeholders.
@@ -408,13 +414,7 @@ class GraphTokenizer(tf.Module):
                 model=tokenizer._sp_model_proto, out_type=tf.int32
             )
             return
-        self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=tokenizer._vocab_list(),
-            token_out_type=tf.int64,
-            unknown_token="[UNK]",
-            max_bytes_per_word=4 * MAX_INPUT_CHARS_PER_WORD,
-            no_pretokenization=True,
-        )
+        self._wordpiece = tokenizer.wordpiece_op(no_pretokenization=True)
         self._unk = tf.constant("[UNK]")
         self._remove_pattern = f"[{_unicode_tables()['remove_re2']}]"
         punct = "!-/:-@\\[-`{-~\\p{P}"

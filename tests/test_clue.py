@@ -6,12 +6,11 @@ import json
 import os
 
 import pytest
-from conftest import build_pretraining_data, shared_path
+from conftest import build_pretraining_data, shared_path, short_pretraining_config
 
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
 
 TASKS = {"tnews": "tnews", "iflytek": "iflytek", "csl": "csl", "ocnli": "ocnli_50k"}
@@ -52,7 +51,7 @@ def test_chinese_whole_word_pretraining_then_clue_submissions(tmp_path):
         data_dir, 64, num_out_files=2, word_segmenter="jieba", vocab_file=vocab
     )
     assert "is_word_start" in info["features"]
-    config = PretrainingConfig(
+    config = short_pretraining_config(
         "zh",
         data_dir,
         vocab_file=vocab,
@@ -61,11 +60,6 @@ def test_chinese_whole_word_pretraining_then_clue_submissions(tmp_path):
         embedding_size=16,
         mask_strategy="whole_word",
         max_seq_length=64,
-        train_batch_size=8,
-        num_train_steps=4,
-        num_warmup_steps=1,
-        save_checkpoints_steps=4,
-        iterations_per_loop=4,
     )
     Pretrainer(config).train()
     for name in TASKS:

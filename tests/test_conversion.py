@@ -10,11 +10,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_pretraining_data, run_python, shared_path
+from conftest import build_pretraining_data, run_python, shared_path, short_pretraining_config
 
 from electra_tf.conversion import cli, reference
 from electra_tf.modeling import gather_positions
-from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
 
 try:
@@ -280,15 +279,13 @@ def test_pretraining_continues_from_a_converted_checkpoint(tmp_path, capsys):
     start = reference.model_weights(converted)
 
     keras.backend.clear_session()
-    config = PretrainingConfig(
+    config = short_pretraining_config(
         "continued",
         data_dir,
+        steps=2,
         **hparams,
         max_seq_length=16,
         train_batch_size=4,
-        num_train_steps=2,
-        iterations_per_loop=2,
-        save_checkpoints_steps=2,
         num_warmup_steps=0,
     )
     pretrainer = Pretrainer(config)

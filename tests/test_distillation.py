@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import short_pretraining_config
 from test_pretraining import _synthetic_data
 
 import run_distillation
@@ -17,28 +18,21 @@ from electra_tf.conversion import saved_model
 from electra_tf.conversion import teacher as teacher_lib
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.modeling.mobilebert import MobileBertConfig
-from electra_tf.pretraining.config import PretrainingConfig
+from electra_tf.modeling.mobilebert import MobileBertConfig, load_mobilebert_size
+from electra_tf.pretraining import distillation
 from electra_tf.pretraining.distiller import DistillationHParams, Distiller
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import lamb
 from electra_tf.training import model_dir as model_dir_lib
 
-# mobilebert_tiny: 2 blocks, hidden 64, 4 heads; the teacher must match for layer-wise transfer.
+# A BERT teacher with mobilebert_tiny's blocks (2 of width 64, 4 heads), as layer-wise transfer
+# needs.
+STUDENT = load_mobilebert_size("mobilebert_tiny")
+MATCHING = ("hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings")
 TEACHER = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=64,
-    max_position_embeddings=128,
-    hidden_act="gelu_new",
+    {key: getattr(STUDENT, key) for key in MATCHING}, intermediate_size=64, hidden_act="gelu_new"
 )
-LOSS_FACTORS = dict(
-    hidden_distill_factor=100.0,
-    attention_distill_factor=1.0,
-    beta_distill_factor=5000.0,
-    gamma_distill_factor=5.0,
-)
+LOSS_FACTORS = distillation.ORIGINAL_TRANSFER_FACTORS
 
 
 @pytest.fixture(scope="module")
@@ -169,20 +163,16 @@ def test_stage_one_lowers_the_transfer_loss(data_dir):
 
 
 def test_teacher_from_our_masked_lm_model_dir_has_its_outputs(data_dir):
-    config = PretrainingConfig(
+    config = short_pretraining_config(
         "mlm-teacher",
         data_dir,
+        steps=2,
         electra_objective=False,
         model_size="small",
         model_hparam_overrides={k: v for k, v in TEACHER.items() if k != "hidden_act"},
         embedding_size=64,
         vocab_size=len(open(f"{data_dir}/vocab.txt").read().split()),
         max_seq_length=32,
-        train_batch_size=8,
-        num_train_steps=2,
-        num_warmup_steps=1,
-        iterations_per_loop=2,
-        save_checkpoints_steps=2,
     )
     pretrainer = Pretrainer(config)
     pretrainer.train()

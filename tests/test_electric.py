@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_path
+from conftest import TINY_ELECTRA, shared_path
 
 from electra_tf.conversion import reference
 from electra_tf.modeling import networks
@@ -19,12 +19,7 @@ from electra_tf.pretraining.trainer import EVAL_METRICS, run_pretraining
 ELECTRIC = {"electric_objective": True, "two_tower_generator": True, "electra_objective": False}
 TINY = {
     "model_size": "small",
-    "model_hparam_overrides": {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-    },
+    "model_hparam_overrides": TINY_ELECTRA,
     "embedding_size": 16,
     "generator_hidden_size": 0.5,
 }
@@ -168,27 +163,11 @@ def test_electric_step_compiles_with_xla_and_matches_eager():
 
 
 def test_tiny_electric_trains_through_run_pretraining(tmp_path):
-    from test_pretraining import WORDS, _synthetic_data
+    from test_pretraining import _config, _synthetic_data
 
     data_dir = str(tmp_path)
     _synthetic_data(data_dir)
-    config = PretrainingConfig(
-        "electric",
-        data_dir,
-        **ELECTRIC,
-        **TINY,
-        vocab_size=len(WORDS) + 5,
-        max_seq_length=32,
-        train_batch_size=8,
-        eval_batch_size=8,
-        num_train_steps=6,
-        num_warmup_steps=2,
-        iterations_per_loop=3,
-        save_checkpoints_steps=3,
-        num_eval_steps=2,
-        learning_rate=1e-3,
-        do_eval=True,
-    )
+    config = _config(data_dir, "electric", **ELECTRIC, **TINY, do_eval=True)
     results = run_pretraining(config)
     assert set(EVAL_METRICS) <= set(results) and results["global_step"] == 6
     assert all(np.isfinite(results[k]) for k in EVAL_METRICS)

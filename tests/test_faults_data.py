@@ -23,13 +23,12 @@ import time
 
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, build_options, write_shards
 
 import build_pretraining_dataset
 from electra_tf import tokenization
 from electra_tf import vocab as vocab_lib
 from electra_tf.data import pretraining_data as data
-from electra_tf.data import records
 from electra_tf.pretraining import input_pipeline
 
 WORDS = ["the", "cat", "dogs", "sat", "on", "a", "mat", "red", "big", "xyz"]
@@ -51,18 +50,6 @@ def _text(n_lines, seed=0):
         if i % 7 == 6:
             lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def _options(corpus, vocab, out, **kw):
-    opts = dict(
-        corpus_dir=str(corpus),
-        vocab_file=str(vocab),
-        output_dir=str(out),
-        max_seq_length=32,
-        num_out_files=4,
-    )
-    opts.update(kw)
-    return data.BuildOptions(**opts)
 
 
 def _shards(directory):
@@ -204,7 +191,7 @@ def test_pretraining_refuses_data_without_dataset_info_unless_told(tmp_path, cap
     corpus.mkdir()
     (corpus / "a.txt").write_text(_text(300))
     vocab = _vocab(str(tmp_path))
-    data.build_dataset(_options(corpus, vocab, tmp_path / "out"))
+    data.build_dataset(build_options(corpus, vocab, tmp_path / "out"))
     pattern = str(tmp_path / "out" / f"{data.SHARD_PREFIX}*")
     assert input_pipeline.check_dataset_info(pattern, vocab, 32)["max_seq_length"] == 32
     os.remove(tmp_path / "out" / data.DATASET_INFO)
@@ -226,7 +213,7 @@ def test_dataset_info_is_written_last_and_removed_first(tmp_path, monkeypatch):
     (corpus / "a.txt").write_text(_text(300))
     vocab = _vocab(str(tmp_path))
     out = tmp_path / "out"
-    data.build_dataset(_options(corpus, vocab, out))
+    data.build_dataset(build_options(corpus, vocab, out))
     real_write = data.fileio.write_text_atomic
     seen = []
 
@@ -238,26 +225,12 @@ def test_dataset_info_is_written_last_and_removed_first(tmp_path, monkeypatch):
     real_remove = tf.io.gfile.remove
     removed = []
     monkeypatch.setattr(tf.io.gfile, "remove", lambda p: (removed.append(p), real_remove(p)))
-    data.build_dataset(_options(corpus, vocab, out, overwrite=True))
+    data.build_dataset(build_options(corpus, vocab, out, overwrite=True))
     assert removed[0].endswith("/" + data.DATASET_INFO)  # an overwrite unpublishes first
     assert seen == [[data.shard_name(i, 4) for i in range(4)]]  # every shard final, no info yet
 
 
 # ----- corrupt shards -----------------------------------------------------------------------------
-def _write_shards(folder, n_files=2, per_file=6, length=8):
-    paths = []
-    for f in range(n_files):
-        path = f"{folder}/{data.shard_name(f, n_files)}"
-        writer = records.AtomicRecordWriter(path)
-        for i in range(per_file):
-            ids = [f * 100 + i] + [5] * (length - 1)
-            example = {"input_ids": ids, "input_mask": [1] * length, "segment_ids": [0] * length}
-            writer.write(records.encode_int64_example(example))
-        writer.close()
-        paths.append(path)
-    return paths
-
-
 def _corrupt(path, how):
     raw = bytearray(open(path, "rb").read())
     if how == "truncated":
@@ -272,7 +245,7 @@ def _corrupt(path, how):
 @pytest.mark.parametrize("how", ["truncated", "bad_crc"])
 @pytest.mark.parametrize("is_training", [False, True])
 def test_a_corrupt_shard_is_an_error_naming_the_file(tmp_path, how, is_training):
-    files = _write_shards(str(tmp_path))
+    files = write_shards(str(tmp_path))
     _corrupt(files[1], how)
     dataset = input_pipeline.make_dataset(files, 2, 8, seed=0, is_training=is_training)
     with pytest.raises(tf.errors.OpError) as error:
@@ -285,7 +258,7 @@ def test_a_corrupt_shard_is_an_error_naming_the_file(tmp_path, how, is_training)
 
 @pytest.mark.parametrize("how", ["truncated", "bad_crc"])
 def test_corrupt_shards_are_skipped_and_counted_when_asked(tmp_path, how, capfd):
-    files = _write_shards(str(tmp_path))
+    files = write_shards(str(tmp_path))
     _corrupt(files[1], how)
     dataset = input_pipeline.make_dataset(
         files, 1, 8, seed=0, is_training=False, on_corrupt_shard="skip"
@@ -301,10 +274,10 @@ def test_corrupt_shards_are_skipped_and_counted_when_asked(tmp_path, how, capfd)
 
 
 def test_good_shards_read_as_before(tmp_path):
-    files = _write_shards(str(tmp_path), n_files=3, per_file=5)
+    files = write_shards(str(tmp_path), n_files=3, per_file=5)
     dataset = input_pipeline.make_dataset(files, 5, 8, seed=0, is_training=False)
     firsts = sorted(int(x) for b in dataset for x in b["input_ids"][:, 0])
-    assert firsts == [f * 100 + i for f in range(3) for i in range(5)]
+    assert firsts == [f * 1000 + i for f in range(3) for i in range(5)]
 
 
 # ----- a full disk --------------------------------------------------------------------------------
@@ -332,7 +305,7 @@ def test_a_full_disk_fails_clearly_and_publishes_nothing(tmp_path, small_disk, n
     for i in range(4):  # ~2.7 MB of examples, more than twice the disk
         (corpus / f"p{i}.txt").write_text(_text(16000, seed=i))
     out = small_disk / "out"
-    opts = _options(corpus, _vocab(str(tmp_path)), out, max_seq_length=64)
+    opts = build_options(corpus, _vocab(str(tmp_path)), out, max_seq_length=64)
     opts.num_processes = num_processes
     with pytest.raises(OSError) as error:
         data.build_dataset(opts)
@@ -349,7 +322,7 @@ def test_long_lines_truncated_by_packing_are_counted_and_warned(tmp_path, caplog
     (corpus / "a.txt").write_text(_text(200))
     (corpus / "b_long.txt").write_text("short line.\n" + "the cat sat " * 2000 + "\nthe end.\n")
     with caplog.at_level(py_logging.WARNING):
-        info = data.build_dataset(_options(corpus, _vocab(str(tmp_path)), tmp_path / "out"))
+        info = data.build_dataset(build_options(corpus, _vocab(str(tmp_path)), tmp_path / "out"))
     counts = info["counts"]
     assert counts["truncated_tokens"] >= 6000 - 32
     assert counts["heavily_truncated_examples"] == 1
@@ -365,7 +338,7 @@ def test_ordinary_packing_loss_is_counted_but_not_warned(tmp_path, caplog):
     corpus.mkdir()
     (corpus / "a.txt").write_text(_text(600))
     with caplog.at_level(py_logging.WARNING):
-        info = data.build_dataset(_options(corpus, _vocab(str(tmp_path)), tmp_path / "out"))
+        info = data.build_dataset(build_options(corpus, _vocab(str(tmp_path)), tmp_path / "out"))
     assert info["counts"]["heavily_truncated_examples"] == 0
     assert info["counts"]["truncated_tokens"] >= 0
     assert "truncated" not in caplog.text
@@ -375,7 +348,9 @@ def _examples_of(tmp_path, name, raw):
     corpus = tmp_path / f"corpus_{name}"
     corpus.mkdir()
     (corpus / "c.txt").write_bytes(raw)
-    info = data.build_dataset(_options(corpus, _vocab(str(tmp_path)), tmp_path / f"out_{name}"))
+    info = data.build_dataset(
+        build_options(corpus, _vocab(str(tmp_path)), tmp_path / f"out_{name}")
+    )
     return _records(str(tmp_path / f"out_{name}")), info["counts"]
 
 
@@ -436,6 +411,19 @@ def test_learn_vocab_from_binary_files_only_is_a_one_line_error(tmp_path, capsys
     assert not (tmp_path / "v.txt").exists()
 
 
+def _refused_build(capsys, corpus, vocab, out, *flags):
+    """build_pretraining_dataset.py on these paths exits with status 1; returns its stderr."""
+    argv = [
+        "build_pretraining_dataset.py",
+        f"--corpus_dir={corpus}",
+        f"--vocab_file={vocab}",
+        f"--output_dir={out}",
+        *flags,
+    ]
+    assert build_pretraining_dataset.COMMAND(argv) == 1
+    return capsys.readouterr().err.strip()
+
+
 def test_an_empty_vocab_file_is_a_one_line_error(tmp_path, capsys):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -445,14 +433,7 @@ def test_an_empty_vocab_file_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(ValueError, match=f"{empty}.*empty"):
         tokenization.FullTokenizer(str(empty))
     out = tmp_path / "out"
-    argv = [
-        "build_pretraining_dataset.py",
-        f"--corpus_dir={corpus}",
-        f"--vocab_file={empty}",
-        f"--output_dir={out}",
-    ]
-    assert build_pretraining_dataset.COMMAND(argv) == 1
-    err = capsys.readouterr().err.strip()
+    err = _refused_build(capsys, corpus, empty, out)
     assert len(err.splitlines()) == 1 and str(empty) in err and "empty" in err, err
     assert err.startswith("build_pretraining_dataset.py: error: ")
     assert not out.exists()
@@ -467,15 +448,7 @@ def test_output_in_the_corpus_is_refused_before_touching_anything(tmp_path, caps
     (corpus / data.shard_name(0, 1)).write_bytes(b"")
     before = sorted(os.listdir(corpus))
     out = {"same": str(corpus), "inside": str(corpus / "out"), "same_with_slash": f"{corpus}/"}
-    argv = [
-        "build_pretraining_dataset.py",
-        f"--corpus_dir={corpus}",
-        f"--vocab_file={_vocab(str(tmp_path))}",
-        f"--output_dir={out[where]}",
-        "--overwrite",
-    ]
-    assert build_pretraining_dataset.COMMAND(argv) == 1
-    err = capsys.readouterr().err.strip()
+    err = _refused_build(capsys, corpus, _vocab(str(tmp_path)), out[where], "--overwrite")
     assert len(err.splitlines()) == 1 and "corpus" in err and str(corpus) in err, err
     assert sorted(os.listdir(corpus)) == before
 
@@ -485,18 +458,10 @@ def test_a_vocab_without_cls_is_refused_before_an_overwrite_removes_anything(tmp
     corpus.mkdir()
     (corpus / "a.txt").write_text(_text(100))
     out = tmp_path / "out"
-    data.build_dataset(_options(corpus, _vocab(str(tmp_path)), out))
+    data.build_dataset(build_options(corpus, _vocab(str(tmp_path)), out))
     before = {name: (out / name).read_bytes() for name in os.listdir(out)}
     no_cls = tmp_path / "no_cls.txt"
     no_cls.write_text("[PAD]\n[UNK]\n[SEP]\nthe\n")
-    argv = [
-        "build_pretraining_dataset.py",
-        f"--corpus_dir={corpus}",
-        f"--vocab_file={no_cls}",
-        f"--output_dir={out}",
-        "--overwrite",
-    ]
-    assert build_pretraining_dataset.COMMAND(argv) == 1
-    err = capsys.readouterr().err.strip()
+    err = _refused_build(capsys, corpus, no_cls, out, "--overwrite")
     assert len(err.splitlines()) == 1 and str(no_cls) in err and "[CLS]" in err, err
     assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before

@@ -7,7 +7,7 @@ import unicodedata
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_pretraining_data, shared_path
+from conftest import build_pretraining_data, shared_path, tiny_pretraining_config
 
 from electra_tf import tokenization
 from electra_tf.data import pretraining_data
@@ -464,7 +464,6 @@ def test_finetuning_keys_read_by_nothing_are_refused(tmp_path, key, value, messa
 
 
 def _tiny_pretrainer(tmp_path, **overrides):
-    from electra_tf.pretraining.config import PretrainingConfig
     from electra_tf.pretraining.trainer import Pretrainer
 
     words = ["the", "cat", "dog", "sat", "on", "a", "mat", "red", "."]
@@ -475,27 +474,8 @@ def _tiny_pretrainer(tmp_path, **overrides):
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) for _ in range(300)]
     (tmp_path / "corpus" / "c.txt").write_text("\n".join(lines) + "\n")
     build_pretraining_data(tmp_path, 16)
-    hparams = dict(
-        model_size="small",
-        model_hparam_overrides={
-            "hidden_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
-        },
-        embedding_size=16,
-        vocab_size=len(vocab),
-        max_seq_length=16,
-        train_batch_size=4,
-        eval_batch_size=4,
-        num_train_steps=6,
-        num_warmup_steps=1,
-        iterations_per_loop=3,
-        save_checkpoints_steps=3,
-        num_eval_steps=1,
-    )
-    hparams.update(overrides)
-    return Pretrainer(PretrainingConfig("m", str(tmp_path), **hparams))
+    hparams = dict(vocab_size=len(vocab), max_seq_length=16, **overrides)
+    return Pretrainer(tiny_pretraining_config(str(tmp_path), "m", **hparams))
 
 
 def _summary_steps(model_dir, tag):

@@ -8,13 +8,18 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build_pretraining_data, run_python, shared_path
+from conftest import (
+    build_pretraining_data,
+    run_entry_point,
+    run_python,
+    shared_path,
+    short_pretraining_config,
+)
 
 from electra_tf.conversion import cli
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning import tasks as tasks_lib
 from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -91,20 +96,10 @@ def data_dir(tmp_path_factory):
         [sentence.strip() + ".\n" for p in paragraphs for sentence in p["context"].split(". ")],
     )
     build_pretraining_data(data_dir, 64, do_lower_case=False)
-    Pretrainer(
-        PretrainingConfig(
-            "tiny",
-            data_dir,
-            model_size="small",
-            **KOREAN_TINY,
-            max_seq_length=64,
-            train_batch_size=8,
-            num_train_steps=4,
-            num_warmup_steps=1,
-            iterations_per_loop=4,
-            save_checkpoints_steps=4,
-        )
-    ).train()
+    config = short_pretraining_config(
+        "tiny", data_dir, model_size="small", **KOREAN_TINY, max_seq_length=64
+    )
+    Pretrainer(config).train()
     return data_dir
 
 
@@ -191,14 +186,7 @@ def test_command_line_evaluates_the_finetuned_model(data_dir, all_kinds, tmp_pat
             }
         )
     )
-    finished = run_python(
-        "run_finetuning.py",
-        f"--data-dir={data_dir}",
-        "--model-name",
-        "tiny",
-        f"--hparams={hparams}",
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_entry_point("run_finetuning.py", data_dir, "tiny", hparams)
     with open(f"{data_dir}/models/tiny/results/question_pair_results.json") as f:
         scores = json.load(f)["trials"][0]["question_pair"]
     assert scores["accuracy"] == all_kinds[0]["question_pair"]["accuracy"]
@@ -212,6 +200,12 @@ def _test_rows(data_dir, task_name):
         predictions = [row.split("\t")[1] for row in f.read().splitlines()[1:]]
     assert len(examples) == len(predictions) == 16
     return [ex.text_a for ex in examples], [ex.text_b or "" for ex in examples], predictions
+
+
+def _convert_ours(to, model_dir, output):
+    """`electra-convert --from ours` of a fine-tuned model directory succeeds."""
+    flags = ["--from", "ours", "--to", to, "--input", model_dir, "--output", output]
+    assert cli.COMMAND(["electra-convert", *flags]) == 0
 
 
 def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_path):
@@ -233,22 +227,7 @@ def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_
     assert [label.decode() for label in served["labels"].numpy()] == labels
     np.testing.assert_allclose(served["probabilities"].numpy().sum(-1), 1.0, atol=1e-6)
 
-    assert (
-        cli.COMMAND(
-            [
-                "electra-convert",
-                "--from",
-                "ours",
-                "--to",
-                "saved_model",
-                "--input",
-                f"{models}/korsts_model_1",
-                "--output",
-                str(tmp_path / "korsts"),
-            ]
-        )
-        == 0
-    )
+    _convert_ours("saved_model", f"{models}/korsts_model_1", str(tmp_path / "korsts"))
     text_a, text_b, scores = _test_rows(data_dir, "korsts")
     serve = tf.saved_model.load(str(tmp_path / "korsts")).signatures["serving_default"]
     predictions = serve(text_a=tf.constant(text_a), text_b=tf.constant(text_b))["predictions"]
@@ -259,22 +238,7 @@ def test_finetuned_models_export_to_saved_model_and_hf(data_dir, all_kinds, tmp_
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     hf_dir = str(tmp_path / "question_pair_hf")
-    assert (
-        cli.COMMAND(
-            [
-                "electra-convert",
-                "--from",
-                "ours",
-                "--to",
-                "hf",
-                "--input",
-                f"{models}/question_pair_model_1",
-                "--output",
-                hf_dir,
-            ]
-        )
-        == 0
-    )
+    _convert_ours("hf", f"{models}/question_pair_model_1", hf_dir)
     hf_model = transformers.ElectraForSequenceClassification.from_pretrained(hf_dir).eval()
     text_a, text_b, labels = _test_rows(data_dir, "question_pair")
     encoded = transformers.AutoTokenizer.from_pretrained(hf_dir)(

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_path
+from conftest import TINY_ENCODER, shared_path
 
 from electra_tf.conversion import cli
 from electra_tf.conversion import mobilebert as convert
@@ -17,15 +17,14 @@ from electra_tf.pretraining import distillation
 GOLDEN_MODELS = ("teacher", "student_f2", "student_f4_bottleneck_attention", "student_emb32")
 
 
+# The BERT shape of the tiny MobileBERT below, which transformers' configs take too.
+TINY_SIZES = dict(TINY_ENCODER, vocab_size=40, intermediate_size=12)
+
+
 def tiny_config(**overrides):
     values = dict(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=12,
+        TINY_SIZES,
         hidden_act="relu",
-        max_position_embeddings=16,
         type_vocab_size=2,
         embedding_size=8,
         trigram_input=True,
@@ -411,19 +410,11 @@ def test_folders_written_by_transformers_load_with_the_same_outputs(architecture
     import torch  # pylint: disable=import-outside-toplevel
 
     torch.manual_seed(0)
-    sizes = dict(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=12,
-        max_position_embeddings=16,
-    )
     if architecture == "BertForMaskedLM":
-        config = transformers.BertConfig(**sizes, hidden_act="gelu")
+        config = transformers.BertConfig(**TINY_SIZES, hidden_act="gelu")
     else:
         config = transformers.MobileBertConfig(
-            **sizes, embedding_size=8, intra_bottleneck_size=8, num_feedforward_networks=2
+            **TINY_SIZES, embedding_size=8, intra_bottleneck_size=8, num_feedforward_networks=2
         )
     hf_model = getattr(transformers, architecture)(config).eval()
     with torch.no_grad():  # move norms and biases off their initial values
@@ -466,13 +457,7 @@ def test_hf_folder_missing_an_encoder_tensor_is_named(tmp_path):
 
 DISTILLED = ("student_f2", "student_f4_bottleneck_attention")
 # The settings expected_losses.json was written with (../shared/README.md).
-WARMUP = dict(
-    num_distill_steps=30,
-    hidden_distill_factor=100.0,
-    attention_distill_factor=1.0,
-    beta_distill_factor=5000.0,
-    gamma_distill_factor=5.0,
-)
+WARMUP = dict(num_distill_steps=30, **distillation.ORIGINAL_TRANSFER_FACTORS)
 
 
 def distillation_pair(name):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_ENCODER
 
 from electra_tf.modeling import (
     DiscriminatorHead,
@@ -17,23 +18,14 @@ from electra_tf.modeling import (
     TransformerBlock,
     TransformerEncoder,
     gather_positions,
+    sizes,
 )
 
 BATCH, SEQ = 2, 6
 
 
 def tiny_config(**overrides):
-    values = dict(
-        vocab_size=50,
-        embedding_size=8,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-    )
-    values.update(overrides)
-    return EncoderConfig(**values)
+    return EncoderConfig(**{**TINY_ENCODER, "vocab_size": 50, "embedding_size": 8, **overrides})
 
 
 def make_inputs(seed=0):
@@ -445,22 +437,9 @@ def test_flop_counter_against_a_hand_count():
     generator at 128 tokens, multiply-adds counted by hand for one token."""
     from electra_tf.modeling import flops  # noqa: PLC0415
 
-    disc = EncoderConfig(
-        vocab_size=30522,
-        embedding_size=128,
-        hidden_size=256,
-        num_hidden_layers=12,
-        num_attention_heads=4,
-        intermediate_size=1024,
-    )
-    gen = EncoderConfig(
-        vocab_size=30522,
-        embedding_size=128,
-        hidden_size=64,
-        num_hidden_layers=12,
-        num_attention_heads=1,
-        intermediate_size=256,
-    )
+    small = sizes.resolve_encoder_hparams("small", vocab_size=30522)
+    disc = EncoderConfig(**small)
+    gen = EncoderConfig(**sizes.generator_hparams_from(small, 0.25))
     # q, k, v, o: 4 x 256 x 256 = 262,144; FFN: 2 x 256 x 1024 = 524,288; attention: scores and
     # weighted sum 2 x 128 x 256 = 65,536 -> 851,968 per layer; x 12 = 10,223,616; embedding
     # projection 128 x 256 = 32,768 -> 10,256,384 multiply-adds.

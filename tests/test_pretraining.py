@@ -12,14 +12,20 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, build_pretraining_data, run_python, shared_path
+from conftest import (
+    REPO_ROOT,
+    TINY_ELECTRA,
+    build_pretraining_data,
+    run_entry_point,
+    shared_path,
+    tiny_pretraining_config,
+)
 
 from electra_tf.pretraining import input_pipeline
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import EVAL_METRICS, Pretrainer
 from electra_tf.training.loop import NonFiniteLossError
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 WORDS = "the cat dog sat on mat a big red ran to house and ##s ##ed ##ing .".split()
 
 
@@ -58,23 +64,7 @@ def data_dir(tmp_path_factory):
 
 
 def _config(data_dir, name, **overrides):
-    hparams = dict(
-        model_size="small",
-        model_hparam_overrides=dict(TINY),
-        embedding_size=16,
-        vocab_size=len(WORDS) + 5,
-        max_seq_length=32,
-        train_batch_size=8,
-        eval_batch_size=8,
-        num_train_steps=6,
-        num_warmup_steps=2,
-        iterations_per_loop=3,
-        save_checkpoints_steps=3,
-        num_eval_steps=2,
-        learning_rate=1e-3,
-    )
-    hparams.update(overrides)
-    return PretrainingConfig(name, data_dir, **hparams)
+    return tiny_pretraining_config(data_dir, name, **{"vocab_size": len(WORDS) + 5, **overrides})
 
 
 def _weights(pretrainer):
@@ -335,7 +325,7 @@ def test_command_line_with_dashed_flags_and_hparams_file(data_dir, tmp_path):
         json.dumps(
             {
                 "model_size": "small",
-                "model_hparam_overrides": TINY,
+                "model_hparam_overrides": TINY_ELECTRA,
                 "embedding_size": 16,
                 "vocab_size": len(WORDS) + 5,
                 "max_seq_length": 32,
@@ -348,14 +338,7 @@ def test_command_line_with_dashed_flags_and_hparams_file(data_dir, tmp_path):
             }
         )
     )
-    finished = run_python(
-        "run_pretraining.py",
-        f"--data-dir={data_dir}",
-        "--model-name",
-        "cli",
-        f"--hparams={hparams}",
-    )
-    assert finished.returncode == 0, finished.stderr[-3000:]
+    run_entry_point("run_pretraining.py", data_dir, "cli", hparams)
     with open(f"{data_dir}/models/cli/results/unsup_results.json") as f:
         results = json.load(f)
     assert results["global_step"] == 2 and set(EVAL_METRICS) <= set(results)

@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, build_options, shared_path
 
 from electra_tf.data import pretraining_data as data
 
@@ -146,15 +146,7 @@ def _read_all(output_dir):
 
 
 def _build(tmp_path, corpus_dir, out, **kw):
-    opts = dict(
-        corpus_dir=str(corpus_dir),
-        vocab_file=_vocab(tmp_path),
-        output_dir=str(out),
-        max_seq_length=32,
-        num_out_files=4,
-    )
-    opts.update(kw)
-    return data.build_dataset(data.BuildOptions(**opts))
+    return data.build_dataset(build_options(corpus_dir, _vocab(tmp_path), out, **kw))
 
 
 def test_build_is_deterministic_and_parses(tmp_path):

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_ENCODER
 
 from electra_tf import tokenization
 from electra_tf.conversion import saved_model
@@ -39,15 +40,8 @@ def vocab_file(tmp_path_factory):
 
 
 def _model(kind):
-    config = EncoderConfig(
-        vocab_size=len(VOCAB),
-        embedding_size=8,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-    )
+    sizes = dict(TINY_ENCODER, max_position_embeddings=32)
+    config = EncoderConfig(vocab_size=len(VOCAB), embedding_size=8, **sizes)
     task = Task(
         "toy",
         kind,

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import write_shards
 
 from electra_tf import fileio
 from electra_tf.data import pretraining_data, records
@@ -228,25 +229,8 @@ def test_record_files_appear_only_when_complete(tmp_path):
     assert tf.io.gfile.listdir(str(tmp_path)) == ["shard"]
 
 
-def _write_shards(folder, n_files, per_file, length):
-    paths = []
-    for f in range(n_files):
-        path = f"{folder}/pretrain_data.tfrecord-{f}-of-{n_files}"
-        writer = records.AtomicRecordWriter(path)
-        for i in range(per_file):
-            ids = [f * 1000 + i] + [5] * (length - 1)
-            writer.write(
-                records.encode_int64_example(
-                    {"input_ids": ids, "input_mask": [1] * length, "segment_ids": [0] * length}
-                )
-            )
-        writer.close()
-        paths.append(path)
-    return paths
-
-
 def test_input_pipeline_static_shapes_order_and_sharding(tmp_path):
-    files = _write_shards(str(tmp_path), 2, 5, 8)
+    files = write_shards(str(tmp_path), 2, 5, 8)
     (tmp_path / "pretrain_data.tfrecord-9-of-9.tmp-1").write_text("partial")
     listed = input_pipeline.list_input_files(str(tmp_path / "pretrain_data.tfrecord*"))
     assert listed == files  # unfinished temporary files are ignored
@@ -268,7 +252,7 @@ def test_input_pipeline_static_shapes_order_and_sharding(tmp_path):
 
 
 def test_dataset_info_mismatch_is_refused(tmp_path):
-    _write_shards(str(tmp_path), 1, 2, 8)
+    write_shards(str(tmp_path), 1, 2, 8)
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("[PAD]\n[UNK]\n")
     info = {"max_seq_length": 8, "vocab_file": str(vocab), "vocab_sha256": "0" * 64}

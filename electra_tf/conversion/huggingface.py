@@ -243,19 +243,25 @@ def read_state(folder):
     return state
 
 
-def read_config(folder):
-    """config.json of an HF BERT or ELECTRA folder, with `embedding_size` filled in."""
+def read_config_json(folder, model_types):
+    """(path, values) of the config.json of an HF folder whose `model_type` is one of
+    `model_types`, with absolute position embeddings (the only kind our encoders have)."""
     path = posixpath.join(folder, "config.json")
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder.")
     with tf.io.gfile.GFile(path) as f:
-        config = json.load(f)
-    if config.get("model_type") not in ("electra", "bert"):
-        raise ValueError(
-            f"{path}: model_type {config.get('model_type')!r} is not 'electra' or 'bert'."
-        )
-    if config.get("position_embedding_type", "absolute") != "absolute":
+        values = json.load(f)
+    if values.get("model_type") not in model_types:
+        expected = " or ".join(repr(t) for t in model_types)
+        raise ValueError(f"{path}: model_type {values.get('model_type')!r} is not {expected}.")
+    if values.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(f"{path}: only absolute position embeddings are supported.")
+    return path, values
+
+
+def read_config(folder):
+    """config.json of an HF BERT or ELECTRA folder, with `embedding_size` filled in."""
+    _, config = read_config_json(folder, ("electra", "bert"))
     config.setdefault("embedding_size", config["hidden_size"])
     return config
 

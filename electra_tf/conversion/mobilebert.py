@@ -8,13 +8,13 @@ them apart by their config keys and variable names.
 
 Name mapping (first matching rule, on paths relative to our encoder or head; NORM is
 `FakeLayerNorm` for `no_norm`, `LayerNorm` for `layer_norm`) is the table in
-`electra_tf.modeling.mobilebert`'s docstring, written out in `_ENCODER_RULES` / `_HEAD_RULES`.
+`electra_tf.modeling.mobilebert`'s docstring, written out in `_ENCODER_NAMES` / `_HEAD_NAMES`.
 Attention kernels change layout (BERT's [in, N*D] <-> our [in, N, D]) with
 `reference.to_dense_layout` / `from_dense_layout`.
 
 Hugging Face: `save_hf` writes a `MobileBertForPreTraining` folder (a `BertForMaskedLM` for a
 plain BERT) that `from_pretrained` loads with the same outputs; `load_hf` reads such folders
-(also ones transformers wrote) back. HF names follow `_HF_ENCODER_RULES` / `_HF_HEAD_RULES`;
+(also ones transformers wrote) back. HF names follow the same tables' last column;
 `extra_output_weights` [V, H - E] is HF's `cls.predictions.dense.weight` transposed.
 
 Command line (until `electra-convert` learns these formats):
@@ -22,6 +22,7 @@ Command line (until `electra-convert` learns these formats):
   python -m electra_tf.conversion.mobilebert --from hf --to reference --input HF --output DIR
 """
 
+import dataclasses
 import json
 import posixpath
 import re
@@ -32,6 +33,7 @@ from absl import logging
 
 from electra_tf.conversion import huggingface, reference
 from electra_tf.modeling import networks
+from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.mobilebert import MobileBertConfig, MobileBertForPreTraining
 from electra_tf.training import model_dir as model_dir_lib
 
@@ -57,35 +59,92 @@ _MOBILEBERT_OPTIONS = (
 # Variable names only a MobileBERT checkpoint has.
 _MOBILEBERT_NAMES = re.compile(r"FakeLayerNorm|/bottleneck/|embedding_transformation|ffn_layer_")
 
-_ENCODER_RULES = (
-    (r"^embeddings/norm/", "embeddings/{norm}/"),
-    (r"^embeddings/", "embeddings/"),
-    (r"^layer_(\d+)/bottleneck_(input|attention)/", r"encoder/layer_\1/bottleneck/\2/dense/"),
-    (r"^layer_(\d+)/bottleneck_(input|attention)_norm/", r"encoder/layer_\1/bottleneck/\2/{norm}/"),
-    (r"^layer_(\d+)/attention/(query|key|value)/", r"encoder/layer_\1/attention/self/\2/"),
-    (r"^layer_(\d+)/attention/output/", r"encoder/layer_\1/attention/output/dense/"),
-    (r"^layer_(\d+)/attention_norm/", r"encoder/layer_\1/attention/output/{norm}/"),
+# Our path inside the encoder / head -> (the original TF1 name after "bert/" / "cls/predictions/",
+# the HF name after the prefix "mobilebert." / "bert."); the first matching pattern wins. In HF
+# names huggingface's leaves rename the leaf (kernel/gamma -> weight, beta/bias -> bias). BERT's
+# names are the MobileBERT ones that a plain BERT has.
+_ENCODER_NAMES = (
+    (
+        r"^embeddings/(word|position|token_type)_embeddings$",
+        r"embeddings/\1_embeddings",
+        r"embeddings.\1_embeddings.weight",
+    ),
+    (
+        r"^embeddings/embedding_transformation/",
+        "embeddings/embedding_transformation/",
+        "embeddings.embedding_transformation.",
+    ),
+    (r"^embeddings/norm/", "embeddings/{norm}/", "embeddings.LayerNorm."),
+    (
+        r"^layer_(\d+)/bottleneck_(input|attention)/",
+        r"encoder/layer_\1/bottleneck/\2/dense/",
+        r"encoder.layer.\1.bottleneck.\2.dense.",
+    ),
+    (
+        r"^layer_(\d+)/bottleneck_(input|attention)_norm/",
+        r"encoder/layer_\1/bottleneck/\2/{norm}/",
+        r"encoder.layer.\1.bottleneck.\2.LayerNorm.",
+    ),
+    (
+        r"^layer_(\d+)/attention/(query|key|value)/",
+        r"encoder/layer_\1/attention/self/\2/",
+        r"encoder.layer.\1.attention.self.\2.",
+    ),
+    (
+        r"^layer_(\d+)/attention/output/",
+        r"encoder/layer_\1/attention/output/dense/",
+        r"encoder.layer.\1.attention.output.dense.",
+    ),
+    (
+        r"^layer_(\d+)/attention_norm/",
+        r"encoder/layer_\1/attention/output/{norm}/",
+        r"encoder.layer.\1.attention.output.LayerNorm.",
+    ),
     (
         r"^layer_(\d+)/ffn_layer_(\d+)/(intermediate|output)/",
         r"encoder/layer_\1/ffn_layer_\2/\3/dense/",
+        r"encoder.layer.\1.ffn.\2.\3.dense.",
     ),
-    (r"^layer_(\d+)/ffn_layer_(\d+)/output_norm/", r"encoder/layer_\1/ffn_layer_\2/output/{norm}/"),
-    (r"^layer_(\d+)/(intermediate|output)/", r"encoder/layer_\1/\2/dense/"),
-    (r"^layer_(\d+)/output_norm/", r"encoder/layer_\1/output/{norm}/"),
-    (r"^layer_(\d+)/output_bottleneck/", r"encoder/layer_\1/output/bottleneck/dense/"),
-    (r"^layer_(\d+)/output_bottleneck_norm/", r"encoder/layer_\1/output/bottleneck/{norm}/"),
-    (r"^pooler/", "pooler/dense/"),
+    (
+        r"^layer_(\d+)/ffn_layer_(\d+)/output_norm/",
+        r"encoder/layer_\1/ffn_layer_\2/output/{norm}/",
+        r"encoder.layer.\1.ffn.\2.output.LayerNorm.",
+    ),
+    (
+        r"^layer_(\d+)/(intermediate|output)/",
+        r"encoder/layer_\1/\2/dense/",
+        r"encoder.layer.\1.\2.dense.",
+    ),
+    (
+        r"^layer_(\d+)/output_norm/",
+        r"encoder/layer_\1/output/{norm}/",
+        r"encoder.layer.\1.output.LayerNorm.",
+    ),
+    (
+        r"^layer_(\d+)/output_bottleneck/",
+        r"encoder/layer_\1/output/bottleneck/dense/",
+        r"encoder.layer.\1.output.bottleneck.dense.",
+    ),
+    (
+        r"^layer_(\d+)/output_bottleneck_norm/",
+        r"encoder/layer_\1/output/bottleneck/{norm}/",
+        r"encoder.layer.\1.output.bottleneck.LayerNorm.",
+    ),
+    (r"^pooler/", "pooler/dense/", "pooler.dense."),
 )
-_HEAD_RULES = (
-    (r"^dense/", "transform/dense/"),
-    (r"^layer_norm/", "transform/LayerNorm/"),
-    (r"^(output_bias|extra_output_weights)$", r"\1"),
+_HEAD_NAMES = (
+    (r"^dense/", "transform/dense/", "cls.predictions.transform.dense."),
+    (r"^layer_norm/", "transform/LayerNorm/", "cls.predictions.transform.LayerNorm."),
+    (r"^output_bias$", "output_bias", "cls.predictions.bias"),
+    (r"^extra_output_weights$", "extra_output_weights", "cls.predictions.dense.weight"),
 )
+# The column of each format in the rows above.
+_ORIGINAL, _HF = 1, 2
 
 
-def _rename(local, rules, norm, what):
-    for pattern, replacement in rules:
-        name, count = re.subn(pattern, replacement, local, count=1)
+def _rename(local, rules, column, norm, what):
+    for rule in rules:
+        name, count = re.subn(rule[0], rule[column], local, count=1)
         if count:
             return name.replace("{norm}", norm)
     raise ValueError(f"No original name for {what} variable {local!r}.")
@@ -100,12 +159,12 @@ def original_names(model, scope=""):
     norm = "FakeLayerNorm" if model.config.normalization_type == "no_norm" else "LayerNorm"
     names = {}
     for layer, rules, root in (
-        (model.encoder, _ENCODER_RULES, "bert/"),
-        (model.mlm_head, _HEAD_RULES, "cls/predictions/"),
+        (model.encoder, _ENCODER_NAMES, "bert/"),
+        (model.mlm_head, _HEAD_NAMES, "cls/predictions/"),
     ):
         for variable in _own_variables(layer):
             local = f"/{variable.path}".split(f"/{layer.name}/", 1)[1]
-            names[variable.path] = scope + root + _rename(local, rules, norm, layer.name)
+            names[variable.path] = scope + root + _rename(local, rules, _ORIGINAL, norm, layer.name)
     return names
 
 
@@ -276,68 +335,23 @@ def save_checkpoint(model, output_dir):
 
 # ----- Hugging Face folders -----------------------------------------------------------------------
 
-# Our path inside the encoder / head -> HF name after the prefix ("mobilebert." or "bert."); the
-# leaf is renamed by huggingface's leaves (kernel/gamma -> weight, beta/bias -> bias). BERT's
-# names are the MobileBERT ones that a plain BERT has.
-_HF_ENCODER_RULES = (
-    (r"^embeddings/(word|position|token_type)_embeddings$", r"embeddings.\1_embeddings.weight"),
-    (r"^embeddings/embedding_transformation/", "embeddings.embedding_transformation."),
-    (r"^embeddings/norm/", "embeddings.LayerNorm."),
-    (r"^layer_(\d+)/bottleneck_(input|attention)/", r"encoder.layer.\1.bottleneck.\2.dense."),
-    (
-        r"^layer_(\d+)/bottleneck_(input|attention)_norm/",
-        r"encoder.layer.\1.bottleneck.\2.LayerNorm.",
-    ),
-    (r"^layer_(\d+)/attention/(query|key|value)/", r"encoder.layer.\1.attention.self.\2."),
-    (r"^layer_(\d+)/attention/output/", r"encoder.layer.\1.attention.output.dense."),
-    (r"^layer_(\d+)/attention_norm/", r"encoder.layer.\1.attention.output.LayerNorm."),
-    (
-        r"^layer_(\d+)/ffn_layer_(\d+)/(intermediate|output)/",
-        r"encoder.layer.\1.ffn.\2.\3.dense.",
-    ),
-    (r"^layer_(\d+)/ffn_layer_(\d+)/output_norm/", r"encoder.layer.\1.ffn.\2.output.LayerNorm."),
-    (r"^layer_(\d+)/(intermediate|output)/", r"encoder.layer.\1.\2.dense."),
-    (r"^layer_(\d+)/output_norm/", r"encoder.layer.\1.output.LayerNorm."),
-    (r"^layer_(\d+)/output_bottleneck/", r"encoder.layer.\1.output.bottleneck.dense."),
-    (r"^layer_(\d+)/output_bottleneck_norm/", r"encoder.layer.\1.output.bottleneck.LayerNorm."),
-    (r"^pooler/", "pooler.dense."),
-)
-_HF_HEAD_RULES = (
-    (r"^dense/", "cls.predictions.transform.dense."),
-    (r"^layer_norm/", "cls.predictions.transform.LayerNorm."),
-    (r"^output_bias$", "cls.predictions.bias"),
-    (r"^extra_output_weights$", "cls.predictions.dense.weight"),
-)
 _HF_LEAVES = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "bias"}
 _HF_ARCHITECTURES = {"mobilebert": "MobileBertForPreTraining", "bert": "BertForMaskedLM"}
 _HF_PREFIXES = {"mobilebert": "mobilebert.", "bert": "bert."}
 # HF config keys of a BERT (model_type "bert") that MobileBertConfig has.
-_HF_BERT_KEYS = (
-    "vocab_size",
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "intermediate_size",
-    "hidden_act",
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "max_position_embeddings",
-    "type_vocab_size",
-    "initializer_range",
-    "layer_norm_eps",
-)
+_HF_BERT_KEYS = tuple(field.name for field in dataclasses.fields(BertConfig))
 
 
 def hf_names(model, kind):
     """{our variable path: HF parameter name} for a `MobileBertForPreTraining` of `kind`."""
     names = {}
     for layer, rules, prefix in (
-        (model.encoder, _HF_ENCODER_RULES, _HF_PREFIXES[kind]),
-        (model.mlm_head, _HF_HEAD_RULES, ""),
+        (model.encoder, _ENCODER_NAMES, _HF_PREFIXES[kind]),
+        (model.mlm_head, _HEAD_NAMES, ""),
     ):
         for variable in _own_variables(layer):
             local = f"/{variable.path}".split(f"/{layer.name}/", 1)[1]
-            name = _rename(local, rules, "", layer.name)
+            name = _rename(local, rules, _HF, "", layer.name)
             head, _, leaf = name.rpartition(".")
             if leaf in _HF_LEAVES and not name.endswith(("_embeddings.weight", "dense.weight")):
                 name = f"{head}.{_HF_LEAVES[leaf]}"
@@ -419,16 +433,8 @@ def save_hf(model, output_dir, vocab_file, kind=None, do_lower_case=True):
 
 def read_hf_config(folder):
     """config.json of an HF MobileBERT or BERT folder -> (MobileBertConfig, kind)."""
-    path = posixpath.join(folder, "config.json")
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path} not found: not a Hugging Face model folder.")
-    with tf.io.gfile.GFile(path) as f:
-        values = json.load(f)
-    kind = values.get("model_type")
-    if kind not in _HF_PREFIXES:
-        raise ValueError(f"{path}: model_type {kind!r} is not 'mobilebert' or 'bert'.")
-    if values.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError(f"{path}: only absolute position embeddings are supported.")
+    path, values = huggingface.read_config_json(folder, tuple(_HF_PREFIXES))
+    kind = values["model_type"]
     keys = _HF_BERT_KEYS if kind == "bert" else tuple(MobileBertConfig.__dataclass_fields__)
     try:
         config = MobileBertConfig.from_dict({k: values[k] for k in keys if k in values})

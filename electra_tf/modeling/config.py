@@ -39,19 +39,11 @@ class DictConfig:
 
 
 @dataclasses.dataclass
-class EncoderConfig(DictConfig):
-    """Hyper-parameters of a BERT/ELECTRA transformer encoder.
-
-    Field names match `bert_config.json` (and Hugging Face's `ElectraConfig`),
-    so Google's and Hugging Face's config files load without renaming.
-    `embedding_size=None` means "same as `hidden_size`" and is resolved on
-    construction, so `dataclasses.replace(config, hidden_size=...)` keeps the
-    embedding width, which is what ELECTRA's generator needs (it shares the
-    discriminator's embeddings).
-    """
+class BertConfig(DictConfig):
+    """The keys of BERT's `bert_config.json` (and Hugging Face's `BertConfig`) with BERT-Base's
+    defaults: what every encoder config here (`EncoderConfig`, `MobileBertConfig`) has."""
 
     vocab_size: int
-    embedding_size: int | None = None
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
@@ -63,6 +55,21 @@ class EncoderConfig(DictConfig):
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
+
+
+@dataclasses.dataclass
+class EncoderConfig(BertConfig):
+    """Hyper-parameters of a BERT/ELECTRA transformer encoder.
+
+    Field names match `bert_config.json` (and Hugging Face's `ElectraConfig`),
+    so Google's and Hugging Face's config files load without renaming.
+    `embedding_size=None` means "same as `hidden_size`" and is resolved on
+    construction, so `dataclasses.replace(config, hidden_size=...)` keeps the
+    embedding width, which is what ELECTRA's generator needs (it shares the
+    discriminator's embeddings).
+    """
+
+    embedding_size: int | None = None
 
     def __post_init__(self):
         if self.embedding_size is None:

@@ -16,6 +16,18 @@ def gather_positions(sequence, positions):
     return tf.gather(sequence, positions, batch_dims=1)
 
 
+def dense(units, initializer_range, dtype, name, activation=None):
+    """A `Dense` as the reference builds its hidden layers: truncated-normal kernel
+    (`initializer_range`), zero bias, an optional activation by name (`get_activation`)."""
+    return keras.layers.Dense(
+        units,
+        activation=get_activation(activation) if activation else None,
+        kernel_initializer=truncated_normal(initializer_range),
+        dtype=dtype,
+        name=name,
+    )
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class DiscriminatorHead(ConfigLayer):
     """Per-token "was this token replaced?" logits (`discriminator_predictions`).
@@ -35,12 +47,8 @@ class DiscriminatorHead(ConfigLayer):
     def build(self, input_shape):
         # input_shape: [B, T, H]
         hidden_size = input_shape[-1]
-        self.dense = keras.layers.Dense(
-            hidden_size,
-            activation=get_activation(self.activation),
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="dense",
+        self.dense = dense(
+            hidden_size, self.initializer_range, self.dtype_policy, "dense", self.activation
         )
         self.dense_prediction = keras.layers.Dense(
             1,
@@ -58,8 +66,25 @@ class DiscriminatorHead(ConfigLayer):
         return tf.cast(tf.squeeze(logits, -1), tf.float32)  # [B, T]
 
 
+class TiedHead(ConfigLayer):
+    """A head whose output weights are the `embeddings` layer it is given (tied). Its config holds
+    the embeddings by value: a deserialized head owns an untied copy of the table's configuration,
+    not the shared table."""
+
+    def get_config(self):
+        config = super().get_config()
+        config["embeddings"] = keras.saving.serialize_keras_object(self.embeddings)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MaskedLMHead(ConfigLayer):
+class MaskedLMHead(TiedHead):
     """Vocabulary logits tied to the word embeddings (`generator_predictions`).
 
     Dense(E, activation), LayerNorm, then `x @ word_embeddings^T + output_bias`.
@@ -88,12 +113,8 @@ class MaskedLMHead(ConfigLayer):
     def build(self, input_shape):
         # input_shape: [B, P, H]
         embedding_size = self.embeddings.embedding_size
-        self.dense = keras.layers.Dense(
-            embedding_size,
-            activation=get_activation(self.activation),
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="dense",
+        self.dense = dense(
+            embedding_size, self.initializer_range, self.dtype_policy, "dense", self.activation
         )
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_eps, dtype=self.dtype_policy, name="layer_norm"
@@ -119,16 +140,3 @@ class MaskedLMHead(ConfigLayer):
             hidden_states, self.embeddings.word_embeddings, transpose_b=True
         )  # [B, P, V]
         return tf.cast(logits, tf.float32) + self.output_bias
-
-    def get_config(self):
-        # The embeddings are serialized by value: a deserialized head owns an
-        # untied copy of the table's configuration, not the shared table.
-        config = super().get_config()
-        config["embeddings"] = keras.saving.serialize_keras_object(self.embeddings)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
-        return cls(**config)

@@ -34,11 +34,12 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.modeling import sizes
-from electra_tf.modeling.config import DictConfig
+from electra_tf.modeling import heads, sizes
+from electra_tf.modeling.base import ConfigLayer
+from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.dropout import Dropout
 from electra_tf.modeling.embeddings import truncated_normal
-from electra_tf.modeling.heads import gather_positions
+from electra_tf.modeling.heads import TiedHead, gather_positions
 from electra_tf.modeling.transformer import einsum_projection, get_activation
 
 # Added to the attention scores of padded keys, as the original (not its quantization-friendly
@@ -48,11 +49,12 @@ NORMALIZATION_TYPES = ("no_norm", "layer_norm")
 
 
 @dataclasses.dataclass
-class MobileBertConfig(DictConfig):
+class MobileBertConfig(BertConfig):
     """Hyper-parameters of a MobileBERT (or plain BERT) encoder, named as the original's config.
 
-    Every key of the original `bert_config.json` is a field with the original's default, so a
-    published MobileBERT or BERT config loads without renaming. `embedding_size` and
+    Every key of the original `bert_config.json` is a field with the original's default (BERT's
+    from `BertConfig`, 16 token types as MobileBERT's), so a published MobileBERT or BERT config
+    loads without renaming. `embedding_size` and
     `intra_bottleneck_size` default to `hidden_size`. `hidden_act` uses this package's names
     (`get_activation`): the original's "gelu" is the tanh approximation, "gelu_new" here;
     `electra_tf.conversion.mobilebert.read_bert_config` translates it.
@@ -90,17 +92,7 @@ class MobileBertConfig(DictConfig):
     8
     """
 
-    vocab_size: int
-    hidden_size: int = 768
-    num_hidden_layers: int = 12
-    num_attention_heads: int = 12
-    intermediate_size: int = 3072
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
     type_vocab_size: int = 16
-    initializer_range: float = 0.02
     embedding_size: int | None = None
     trigram_input: bool = False
     use_bottleneck: bool = False
@@ -110,7 +102,6 @@ class MobileBertConfig(DictConfig):
     num_feedforward_networks: int = 1
     normalization_type: str = "layer_norm"
     classifier_activation: bool = True
-    layer_norm_eps: float = 1e-12
 
     def __post_init__(self):
         if self.embedding_size is None:
@@ -176,6 +167,19 @@ def load_mobilebert_size(model_size, **overrides):
         raise ValueError(f"{source}: {e}") from e
 
 
+class ConfiguredLayer(keras.layers.Layer):
+    """A layer built from a `MobileBertConfig` (or its dict form, which `get_config` writes)."""
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = MobileBertConfig.from_dict(config)
+        self.config = config
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class NoNorm(keras.layers.Layer):
     """MobileBERT's `no_norm` "normalization": an elementwise `x * gamma + beta`.
@@ -213,18 +217,8 @@ def make_norm(normalization_type, layer_norm_eps=1e-12, **kwargs):
     )
 
 
-def _dense(units, initializer_range, dtype, name, activation=None):
-    return keras.layers.Dense(
-        units,
-        activation=get_activation(activation) if activation else None,
-        kernel_initializer=truncated_normal(initializer_range),
-        dtype=dtype,
-        name=name,
-    )
-
-
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertEmbeddings(keras.layers.Layer):
+class MobileBertEmbeddings(ConfiguredLayer):
     """Word embeddings (optionally trigram, projected to H) + position + token type, norm, dropout.
 
     With `trigram_input`, each position sees [next token, token, previous token] embeddings
@@ -246,15 +240,13 @@ class MobileBertEmbeddings(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
+        super().__init__(config, **kwargs)
+        config = self.config
         self.vocab_size = config.vocab_size
         self.embedding_size = config.embedding_size
         self.embedding_transformation = None
         if config.trigram_input or config.embedding_size != config.hidden_size:
-            self.embedding_transformation = _dense(
+            self.embedding_transformation = heads.dense(
                 config.hidden_size,
                 config.initializer_range,
                 self.dtype_policy,
@@ -312,14 +304,9 @@ class MobileBertEmbeddings(keras.layers.Layer):
         embeddings = self.norm(embeddings)
         return self.dropout(embeddings, training=training)  # [B, T, H]
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertAttention(keras.layers.Layer):
+class MobileBertAttention(ConfigLayer):
     """Multi-head attention with separate query/key/value inputs; returns the scores too.
 
     MobileBERT takes queries and keys from one tensor (the block input or a bottleneck) and
@@ -349,11 +336,7 @@ class MobileBertAttention(keras.layers.Layer):
         self, num_heads, head_size, output_size, dropout_rate=0.0, initializer_range=0.02, **kwargs
     ):
         super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.head_size = head_size
-        self.output_size = output_size
-        self.dropout_rate = dropout_rate
-        self.initializer_range = initializer_range
+        self.remember(locals())
 
     def build(self, query_shape, key_shape=None, value_shape=None):
         # query_shape, key_shape, value_shape: [B, T, width] (widths may differ).
@@ -390,22 +373,9 @@ class MobileBertAttention(keras.layers.Layer):
         context = tf.einsum("bnts,bsnd->btnd", probs, v)  # [B, T, N, D]
         return self.output_dense(context), scores  # [B, T, output_size], [B, N, T, S]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "num_heads": self.num_heads,
-                "head_size": self.head_size,
-                "output_size": self.output_size,
-                "dropout_rate": self.dropout_rate,
-                "initializer_range": self.initializer_range,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertFFN(keras.layers.Layer):
+class MobileBertFFN(ConfigLayer):
     """One of a block's stacked feed-forward networks: `norm(x + dense(act(dense(x))))`.
 
     Args:
@@ -433,23 +403,19 @@ class MobileBertFFN(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.intermediate_size = intermediate_size
-        self.activation = activation
-        self.normalization_type = normalization_type
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape):
         # input_shape: [B, T, W]
         width = input_shape[-1]
-        self.intermediate = _dense(
+        self.intermediate = heads.dense(
             self.intermediate_size,
             self.initializer_range,
             self.dtype_policy,
             "intermediate",
             activation=self.activation,
         )
-        self.output_dense = _dense(width, self.initializer_range, self.dtype_policy, "output")
+        self.output_dense = heads.dense(width, self.initializer_range, self.dtype_policy, "output")
         self.output_norm = make_norm(
             self.normalization_type,
             self.layer_norm_eps,
@@ -466,22 +432,9 @@ class MobileBertFFN(keras.layers.Layer):
         output = self.output_dense(self.intermediate(hidden_states))  # [B, T, W]
         return self.output_norm(output + hidden_states)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "intermediate_size": self.intermediate_size,
-                "activation": self.activation,
-                "normalization_type": self.normalization_type,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertBlock(keras.layers.Layer):
+class MobileBertBlock(ConfiguredLayer):
     """One MobileBERT block (a post-norm BERT layer when the bottleneck is off).
 
         x_b = norm(dense_B(x))                             # input bottleneck (use_bottleneck)
@@ -512,15 +465,18 @@ class MobileBertBlock(keras.layers.Layer):
     (TensorShape([1, 3, 16]), TensorShape([1, 2, 3, 3]))
     """
 
-    def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
-
     def _norm(self, name):
         c = self.config
         return make_norm(c.normalization_type, c.layer_norm_eps, dtype=self.dtype_policy, name=name)
+
+    def _bottleneck(self, name):
+        """A built bottleneck: the dense H -> B called `name` and its norm."""
+        c = self.config
+        dense = heads.dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
+        norm = self._norm(f"{name}_norm")
+        dense.build((None, None, c.hidden_size))
+        norm.build((None, None, c.true_hidden_size))
+        return dense, norm
 
     def build(self, input_shape=None):
         # input_shape: [B, T, H]; known from the config.
@@ -530,19 +486,11 @@ class MobileBertBlock(keras.layers.Layer):
         dtype = self.dtype_policy
         self.bottleneck_input = self.bottleneck_attention = None
         if c.use_bottleneck:
-            self.bottleneck_input = _dense(
-                c.intra_bottleneck_size, c.initializer_range, dtype, "bottleneck_input"
-            )
-            self.bottleneck_input_norm = self._norm("bottleneck_input_norm")
-            self.bottleneck_input.build(hidden)
-            self.bottleneck_input_norm.build(inner)
+            self.bottleneck_input, self.bottleneck_input_norm = self._bottleneck("bottleneck_input")
             if c.key_query_shared_bottleneck:
-                self.bottleneck_attention = _dense(
-                    c.intra_bottleneck_size, c.initializer_range, dtype, "bottleneck_attention"
+                self.bottleneck_attention, self.bottleneck_attention_norm = self._bottleneck(
+                    "bottleneck_attention"
                 )
-                self.bottleneck_attention_norm = self._norm("bottleneck_attention_norm")
-                self.bottleneck_attention.build(hidden)
-                self.bottleneck_attention_norm.build(inner)
         if c.use_bottleneck_attention:
             query_shape = value_shape = inner
         elif c.key_query_shared_bottleneck:
@@ -574,17 +522,17 @@ class MobileBertBlock(keras.layers.Layer):
             )
             ffn.build(inner)
             self.ffns.append(ffn)
-        self.intermediate = _dense(
+        self.intermediate = heads.dense(
             c.intermediate_size, c.initializer_range, dtype, "intermediate", c.hidden_act
         )
-        self.output_dense = _dense(c.true_hidden_size, c.initializer_range, dtype, "output")
+        self.output_dense = heads.dense(c.true_hidden_size, c.initializer_range, dtype, "output")
         self.output_norm = self._norm("output_norm")
         self.intermediate.build(inner)
         self.output_dense.build((None, None, c.intermediate_size))
         self.output_norm.build(inner)
         self.output_bottleneck = None
         if c.use_bottleneck:
-            self.output_bottleneck = _dense(
+            self.output_bottleneck = heads.dense(
                 c.hidden_size, c.initializer_range, dtype, "output_bottleneck"
             )
             self.output_bottleneck_norm = self._norm("output_bottleneck_norm")
@@ -623,14 +571,9 @@ class MobileBertBlock(keras.layers.Layer):
             output = self.output_bottleneck_norm(output + hidden_states)
         return output, scores  # [B, T, H], [B, N, T, T]
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertEncoder(keras.layers.Layer):
+class MobileBertEncoder(ConfiguredLayer):
     """MobileBERT (or plain BERT) encoder: embeddings, blocks and the pooler.
 
     Args:
@@ -661,10 +604,8 @@ class MobileBertEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(config, dict):
-            config = MobileBertConfig.from_dict(config)
-        self.config = config
+        super().__init__(config, **kwargs)
+        config = self.config
         self.embeddings = MobileBertEmbeddings(config, dtype=self.dtype_policy, name="embeddings")
         self.blocks = [
             MobileBertBlock(config, dtype=self.dtype_policy, name=f"layer_{i}")
@@ -713,14 +654,9 @@ class MobileBertEncoder(keras.layers.Layer):
             outputs["attention_scores"] = attention_scores
         return outputs
 
-    def get_config(self):
-        config = super().get_config()
-        config["config"] = self.config.to_dict()
-        return config
-
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class MobileBertMaskedLMHead(keras.layers.Layer):
+class MobileBertMaskedLMHead(TiedHead):
     """The original's `cls/predictions`: dense(H) + act + LayerNorm, then tied vocabulary logits.
 
     The output weights are the word embedding table [V, E], concatenated with the head's own
@@ -758,11 +694,7 @@ class MobileBertMaskedLMHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.embeddings = embeddings
-        self.hidden_size = hidden_size
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.layer_norm_eps = layer_norm_eps
+        self.remember(locals())
 
     def build(self, input_shape=None):
         # input_shape: [B, P, H]
@@ -772,7 +704,7 @@ class MobileBertMaskedLMHead(keras.layers.Layer):
                 f"The word embeddings are {embedding_size} wide, more than hidden_size "
                 f"{self.hidden_size}."
             )
-        self.dense = _dense(
+        self.dense = heads.dense(
             self.hidden_size,
             self.initializer_range,
             self.dtype_policy,
@@ -811,26 +743,6 @@ class MobileBertMaskedLMHead(keras.layers.Layer):
         weights = tf.cast(self.output_weights(), hidden_states.dtype)  # [V, H]
         logits = tf.matmul(hidden_states, weights, transpose_b=True)  # [B, P, V]
         return tf.cast(logits, tf.float32) + self.output_bias
-
-    def get_config(self):
-        # The embeddings are serialized by value (an untied copy on deserialization).
-        config = super().get_config()
-        config.update(
-            {
-                "embeddings": keras.saving.serialize_keras_object(self.embeddings),
-                "hidden_size": self.hidden_size,
-                "activation": self.activation,
-                "initializer_range": self.initializer_range,
-                "layer_norm_eps": self.layer_norm_eps,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["embeddings"] = keras.saving.deserialize_keras_object(config["embeddings"])
-        return cls(**config)
 
 
 def masked_lm_head_for(encoder, **kwargs):

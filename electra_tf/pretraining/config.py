@@ -33,7 +33,47 @@ _DEBUG_SETTINGS.update(iterations_per_loop=1, num_eval_steps=2)
 _SIZE_CONFIG_KEYS = ("embedding_size", "generator_hidden_size", "generator_layers")
 
 
-class PretrainingConfig(hp.HParams):
+class DataDirHParams(hp.HParams):
+    """Base of the configs of the jobs that read pre-training data (`PretrainingConfig`,
+    `distiller.DistillationHParams`): the reference's layout of `data_dir` and reloading a saved
+    config for another `data_dir` or model name."""
+
+    # Hparams derived from `model_name` and `data_dir` by `update_paths`.
+    PATH_HPARAMS = ("pretrain_tfrecords", "vocab_file", "model_dir", "results_txt", "results_json")
+
+    def update_paths(self, model_name, data_dir):
+        """Sets the hparams derived from `model_name` and `data_dir` (the reference's layout)."""
+        self.model_name = model_name
+        self.pretrain_tfrecords = fileio.join(
+            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
+        )
+        self.vocab_file = fileio.join(data_dir, "vocab.txt")
+        self.model_dir = fileio.join(data_dir, "models", model_name)
+        self.results_txt = fileio.join(self.model_dir, "results", "unsup_results.txt")
+        # Beyond the reference: the evaluation results as JSON, next to results_txt.
+        self.results_json = fileio.join(self.model_dir, "results", "unsup_results.json")
+
+    @classmethod
+    def from_hparams(cls, values, model_name, data_dir):
+        """A config from `--hparams` values, which may be a saved config JSON file.
+
+        The one rule for every reload: a path hparam the saved run derived from its own model
+        directory is derived again for `data_dir` and `model_name`; a path set explicitly (another
+        vocab file, say) is kept; `model_name` is always the one given.
+        """
+        values = dict(values)
+        values.pop("model_name", None)
+        old_dir = values.get("model_dir")
+        if isinstance(old_dir, str) and old_dir:
+            probe = object.__new__(cls)
+            probe.update_paths(fileio.basename(old_dir), fileio.dirname(fileio.dirname(old_dir)))
+            for key in cls.PATH_HPARAMS:
+                if key in values and values[key] == getattr(probe, key):
+                    del values[key]
+        return cls(model_name, data_dir, **values)
+
+
+class PretrainingConfig(DataDirHParams):
     """Defines pre-training hyperparameters.
 
     Args:
@@ -177,50 +217,14 @@ class PretrainingConfig(hp.HParams):
             self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
         self._validate()
 
-    PATH_HPARAMS = (
-        "model_name",
-        "pretrain_tfrecords",
-        "vocab_file",
-        "model_dir",
-        "results_txt",
-        "results_pkl",
-        "results_json",
-    )
+    PATH_HPARAMS = DataDirHParams.PATH_HPARAMS + ("results_pkl",)
     NULLABLE = ("keep_checkpoint_max", "results_pkl")
     FIXED = ("model_name",)
 
     def update_paths(self, model_name, data_dir):
-        """Sets the hparams derived from `model_name` and `data_dir` (the reference's layout)."""
-        self.model_name = model_name
-        self.pretrain_tfrecords = fileio.join(
-            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
-        )
-        self.vocab_file = fileio.join(data_dir, "vocab.txt")
-        self.model_dir = fileio.join(data_dir, "models", model_name)
-        results_dir = fileio.join(self.model_dir, "results")
-        self.results_txt = fileio.join(results_dir, "unsup_results.txt")
-        self.results_pkl = fileio.join(results_dir, "unsup_results.pkl")  # None: not written
-        # Beyond the reference: the evaluation results as JSON, next to results_txt.
-        self.results_json = fileio.join(results_dir, "unsup_results.json")
-
-    @classmethod
-    def from_hparams(cls, values, model_name, data_dir):
-        """A config from `--hparams` values, which may be a saved `pretrain_config.json`.
-
-        The one rule for every reload: a path hparam the saved run derived from its own model
-        directory is derived again for `data_dir` and `model_name`; a path set explicitly (another
-        vocab file, say) is kept; `model_name` is always the one given.
-        """
-        values = dict(values)
-        values.pop("model_name", None)
-        old_dir = values.get("model_dir")
-        if isinstance(old_dir, str) and old_dir:
-            probe = object.__new__(cls)
-            probe.update_paths(fileio.basename(old_dir), fileio.dirname(fileio.dirname(old_dir)))
-            for key in cls.PATH_HPARAMS:
-                if key in values and values[key] == getattr(probe, key):
-                    del values[key]
-        return cls(model_name, data_dir, **values)
+        super().update_paths(model_name, data_dir)
+        # None: not written.
+        self.results_pkl = fileio.join(self.model_dir, "results", "unsup_results.pkl")
 
     def _validate(self):
         self.check_choice("mask_strategy", masking.STRATEGIES)

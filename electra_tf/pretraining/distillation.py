@@ -35,9 +35,19 @@ from electra_tf.modeling.heads import gather_positions
 _LN_EPS = 1e-12
 
 
+# Stage 1's weights in the original's `run.pretrain.sh`.
+ORIGINAL_TRANSFER_FACTORS = dict(
+    hidden_distill_factor=100.0,
+    attention_distill_factor=1.0,
+    beta_distill_factor=5000.0,
+    gamma_distill_factor=5.0,
+)
+
+
 @dataclasses.dataclass
 class DistillationConfig:
-    """The original's distillation flags (`run.pretrain.sh`), by their names.
+    """The original's distillation flags (`run.pretrain.sh`), by their names and with their
+    defaults (`distiller.DistillationHParams` takes both from here).
 
     Args:
       layer_wise_warmup: stage 1 (progressive layer-wise transfer) for the first
@@ -51,7 +61,7 @@ class DistillationConfig:
       reference_quirks: reproduce the original's quirks (module docstring).
     """
 
-    layer_wise_warmup: bool = True
+    layer_wise_warmup: bool = False
     num_distill_steps: int = 100000
     distill_temperature: float = 1.0
     distill_ground_truth_ratio: float = 1.0
@@ -279,6 +289,25 @@ def init_student_from_teacher(student, teacher):
     return sorted(copied)
 
 
+def transfer_losses(teacher_outputs, student_outputs, step, config):
+    """Stage 1's `progressive_transfer_losses` between two encoders' outputs (their calls with
+    `return_attention_scores=True`) at global `step`, with `config`'s (a `DistillationConfig`)
+    schedule and weights."""
+    return progressive_transfer_losses(
+        [teacher_outputs["embedding_output"]] + teacher_outputs["encoder_outputs"],
+        [student_outputs["embedding_output"]] + student_outputs["encoder_outputs"],
+        teacher_outputs["attention_scores"],
+        student_outputs["attention_scores"],
+        step,
+        config.num_distill_steps,
+        hidden_distill_factor=config.hidden_distill_factor,
+        attention_distill_factor=config.attention_distill_factor,
+        beta_distill_factor=config.beta_distill_factor,
+        gamma_distill_factor=config.gamma_distill_factor,
+        reference_quirks=config.reference_quirks,
+    )
+
+
 def distillation_losses(student_outputs, teacher_outputs, teacher_head, features, step, config):
     """The losses of one distillation step from both models' outputs.
 
@@ -296,19 +325,7 @@ def distillation_losses(student_outputs, teacher_outputs, teacher_head, features
       "loss"; stage 2: "masked_lm_loss", "masked_lm_accuracy" and "loss".
     """
     if config.layer_wise_warmup and step < config.num_distill_steps:
-        return progressive_transfer_losses(
-            [teacher_outputs["embedding_output"]] + teacher_outputs["encoder_outputs"],
-            [student_outputs["embedding_output"]] + student_outputs["encoder_outputs"],
-            teacher_outputs["attention_scores"],
-            student_outputs["attention_scores"],
-            step,
-            config.num_distill_steps,
-            hidden_distill_factor=config.hidden_distill_factor,
-            attention_distill_factor=config.attention_distill_factor,
-            beta_distill_factor=config.beta_distill_factor,
-            gamma_distill_factor=config.gamma_distill_factor,
-            reference_quirks=config.reference_quirks,
-        )
+        return transfer_losses(teacher_outputs, student_outputs, step, config)
     teacher_probs = None
     if config.distill_ground_truth_ratio != 1.0:
         hiddens = gather_positions(

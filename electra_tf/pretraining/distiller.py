@@ -24,18 +24,19 @@ The student's encoder is the layer "electra" and `encoder_config.json` says
 `"model_type": "mobilebert"`, so `run_finetuning.py` fine-tunes the model dir as it is.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from electra_tf import fileio
-from electra_tf import hparams as hp
 from electra_tf.modeling import networks
 from electra_tf.modeling.heads import gather_positions
 from electra_tf.modeling.mobilebert import MobileBertForPreTraining, load_mobilebert_size
-from electra_tf.pretraining import distillation, input_pipeline, masking
-from electra_tf.pretraining.trainer import vocab_facts
+from electra_tf.pretraining import distillation, input_pipeline, masking, trainer
+from electra_tf.pretraining.config import DataDirHParams
 from electra_tf.training import distribution, lamb, loop, optimization, seeds
 from electra_tf.training import model_dir as model_dir_lib
 from electra_tf.training.distribution import MIXED_PRECISION_POLICIES, STRATEGIES
@@ -52,7 +53,7 @@ END_LR_RATE = 1e-4
 EXCLUDE_FROM_WEIGHT_DECAY = optimization.DEFAULT_EXCLUDE_FROM_WEIGHT_DECAY + (r"(^|/|_)norm/",)
 
 
-class DistillationHParams(hp.HParams):
+class DistillationHParams(DataDirHParams):
     """`run_distillation.py`'s hyperparameters: the original's flag names and defaults.
 
     Original flags kept: learning_rate, num_train_steps, num_warmup_steps, optimizer,
@@ -96,16 +97,11 @@ class DistillationHParams(hp.HParams):
         self.tpu_name = None
         self.tpu_zone = None
         self.gcp_project = None
-        self.layer_wise_warmup = False
-        self.num_distill_steps = 100000
-        self.distill_temperature = 1.0
-        self.distill_ground_truth_ratio = 1.0
-        self.attention_distill_factor = 0.0
-        self.hidden_distill_factor = 0.0
-        self.beta_distill_factor = 0.0
-        self.gamma_distill_factor = 0.0
+        # The distillation flags (and reference_quirks, beyond the original: its loss and
+        # schedule quirks) are `distillation.DistillationConfig`'s fields, with its defaults.
+        for field in dataclasses.fields(distillation.DistillationConfig):
+            setattr(self, field.name, field.default)
         # ----- switches beyond the original -----
-        self.reference_quirks = False  # the original's loss and schedule quirks (distillation.py)
         self.mask_prob = 0.15
         self.mask_strategy = "uniform"  # or "whole_word"
         self.masking_with_replacement = False
@@ -117,34 +113,6 @@ class DistillationHParams(hp.HParams):
         self.update_paths(model_name, data_dir)
         self.update(hparams)
         self._validate()
-
-    PATH_HPARAMS = ("pretrain_tfrecords", "vocab_file", "model_dir", "results_txt", "results_json")
-
-    def update_paths(self, model_name, data_dir):
-        self.model_name = model_name
-        self.pretrain_tfrecords = fileio.join(
-            data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*"
-        )
-        self.vocab_file = fileio.join(data_dir, "vocab.txt")
-        self.model_dir = fileio.join(data_dir, "models", model_name)
-        results_dir = fileio.join(self.model_dir, "results")
-        self.results_txt = fileio.join(results_dir, "unsup_results.txt")
-        self.results_json = fileio.join(results_dir, "unsup_results.json")
-
-    @classmethod
-    def from_hparams(cls, values, model_name, data_dir):
-        """A config from `--hparams` (a saved distill_config.json too: its derived paths are
-        derived again for `data_dir` and `model_name`)."""
-        values = dict(values)
-        values.pop("model_name", None)
-        old_dir = values.get("model_dir")
-        if isinstance(old_dir, str) and old_dir:
-            probe = object.__new__(cls)
-            probe.update_paths(fileio.basename(old_dir), fileio.dirname(fileio.dirname(old_dir)))
-            for key in cls.PATH_HPARAMS:
-                if values.get(key) == getattr(probe, key):
-                    del values[key]
-        return cls(model_name, data_dir, **values)
 
     def _validate(self):
         self.check_choice("optimizer", OPTIMIZERS)
@@ -169,14 +137,13 @@ class DistillationHParams(hp.HParams):
         if self.num_warmup_steps < 0:
             raise ValueError(f"hparam 'num_warmup_steps' must be >= 0, got {self.num_warmup_steps}")
         self.distillation()  # range checks of the distillation flags
-        factors = ("hidden", "attention", "beta", "gamma")
-        if self.layer_wise_warmup and not any(
-            getattr(self, f"{f}_distill_factor") for f in factors
-        ):
+        factors = distillation.ORIGINAL_TRANSFER_FACTORS
+        if self.layer_wise_warmup and not any(getattr(self, name) for name in factors):
+            original = ", ".join(f"{value:g}" for value in factors.values())
             raise ValueError(
                 "layer_wise_warmup needs a non-zero hidden_distill_factor, "
                 "attention_distill_factor or beta_/gamma_distill_factor (the original's "
-                "run.pretrain.sh: 100, 1, 5000, 5)."
+                f"run.pretrain.sh: {original})."
             )
         if self.teacher is None and (
             self.layer_wise_warmup or self.distill_ground_truth_ratio != 1.0
@@ -190,17 +157,8 @@ class DistillationHParams(hp.HParams):
 
     def distillation(self):
         """The loss settings as `distillation.DistillationConfig`."""
-        return distillation.DistillationConfig(
-            layer_wise_warmup=self.layer_wise_warmup,
-            num_distill_steps=self.num_distill_steps,
-            distill_temperature=self.distill_temperature,
-            distill_ground_truth_ratio=self.distill_ground_truth_ratio,
-            attention_distill_factor=self.attention_distill_factor,
-            hidden_distill_factor=self.hidden_distill_factor,
-            beta_distill_factor=self.beta_distill_factor,
-            gamma_distill_factor=self.gamma_distill_factor,
-            reference_quirks=self.reference_quirks,
-        )
+        fields = dataclasses.fields(distillation.DistillationConfig)
+        return distillation.DistillationConfig(**{f.name: getattr(self, f.name) for f in fields})
 
     def student_config(self):
         """The student's `MobileBertConfig`: the size file, `vocab_size`, the overrides."""
@@ -236,12 +194,12 @@ class Distiller:
             do_lower_case=config.do_lower_case,
         )
         self.with_word_starts = bool(info and "is_word_start" in info["features"])
-        self.mask_id, self.special_ids, continuation_ids = vocab_facts(config)
+        self.mask_id, self.special_ids, continuation_ids = trainer.vocab_facts(config)
         self._continuation_table = None
         if config.mask_strategy == "whole_word" and not self.with_word_starts:
-            table = np.zeros(self.student_config.vocab_size, np.int32)
-            table[continuation_ids] = 1
-            self._continuation_table = tf.constant(table)
+            self._continuation_table = masking.continuation_table(
+                continuation_ids, self.student_config.vocab_size
+            )
         if config.max_seq_length > self.student_config.max_position_embeddings:
             raise ValueError(
                 f"max_seq_length {config.max_seq_length} exceeds the student's "
@@ -329,19 +287,14 @@ class Distiller:
 
     def _mask(self, features, seed):
         """Masked inputs for the encoders and the [B, P] masked-LM targets."""
-        config = self.config
-        masked = masking.mask_inputs(
-            features["input_ids"],
-            features["input_mask"],
-            tf.random.experimental.stateless_fold_in(seed, 0, alg=seeds.ALG),
-            mask_prob=config.mask_prob,
-            max_predictions_per_seq=config.max_predictions_per_seq,
-            mask_id=self.mask_id,
-            special_ids=self.special_ids,
-            strategy=config.mask_strategy,
-            is_word_start=features.get("is_word_start"),
-            continuation_table=self._continuation_table,
-            with_replacement=config.masking_with_replacement,
+        mask_seed = tf.random.experimental.stateless_fold_in(seed, 0, alg=seeds.ALG)
+        masked = masking.mask_features(
+            features,
+            mask_seed,
+            self.config,
+            self.mask_id,
+            self.special_ids,
+            self._continuation_table,
         )
         inputs = {
             "input_ids": masked["masked_input_ids"],
@@ -355,20 +308,8 @@ class Distiller:
         inputs, _ = self._mask(features, seed)
         teacher = self.teacher.model.encoder(inputs, training=False, return_attention_scores=True)
         student = self.student.encoder(inputs, training=training, return_attention_scores=True)
-        c = self.loss_config
-        losses = distillation.progressive_transfer_losses(
-            [teacher["embedding_output"]] + teacher["encoder_outputs"],
-            [student["embedding_output"]] + student["encoder_outputs"],
-            teacher["attention_scores"],
-            student["attention_scores"],
-            self._loops["warmup"].optimizer.iterations,
-            c.num_distill_steps,
-            hidden_distill_factor=c.hidden_distill_factor,
-            attention_distill_factor=c.attention_distill_factor,
-            beta_distill_factor=c.beta_distill_factor,
-            gamma_distill_factor=c.gamma_distill_factor,
-            reference_quirks=c.reference_quirks,
-        )
+        step = self._loops["warmup"].optimizer.iterations
+        losses = distillation.transfer_losses(teacher, student, step, self.loss_config)
         return losses.pop("loss"), losses
 
     def mlm_outputs(self, features, seed, training):
@@ -522,30 +463,13 @@ class Distiller:
             self._dataset_fn(config.eval_batch_size, False, config.seed)
         )
 
-        @tf.function
-        def eval_step(features, step):
-            def replica_fn(features):
-                _, outputs = self.mlm_outputs(
-                    features, seeds.step_seed(config.seed + 1, step), training=False
-                )
-                return outputs
+        def outputs_fn(features, seed, training):
+            return self.mlm_outputs(features, seed, training)[1]
 
-            return strategy.run(replica_fn, args=(features,))
-
-        collected = {}
-        for step, features in enumerate(dataset):
-            if step >= config.max_eval_steps:
-                break
-            outputs = eval_step(features, tf.constant(step, tf.int64))
-            for key, value in outputs.items():
-                for part in strategy.experimental_local_results(value):
-                    collected.setdefault(key, []).append(part.numpy().ravel())
-        if not collected:
-            raise ValueError(
-                f"No evaluation batch of {config.eval_batch_size} examples in "
-                f"{config.pretrain_tfrecords}."
-            )
-        cat = {k: np.concatenate(v) for k, v in collected.items()}
+        collected = trainer.collect_eval_outputs(
+            config, strategy, dataset, config.max_eval_steps, outputs_fn
+        )
+        cat = {k: np.concatenate([part.ravel() for part in v]) for k, v in collected.items()}
         w = cat["masked_lm_weights"].astype(np.float64)
         correct = (cat["masked_lm_ids"] == cat["masked_lm_preds"]).astype(np.float64)
         return {
@@ -559,11 +483,7 @@ class Distiller:
         """unsup_results.txt (run_pretraining.py's format) and .json, atomically."""
         if not distribution.is_chief(self.strategy):
             return
-        text = "".join(
-            f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
-        )
-        fileio.write_text_atomic(self.config.results_txt, text)
-        fileio.write_json_atomic(self.config.results_json, results)
+        text = trainer.write_results_files(self.config, results)
         logging.info("Evaluation results (%s):\n%s", self.config.results_txt, text)
 
 
@@ -571,11 +491,4 @@ def run_distillation(config, load_teacher=None, strategy=None):
     """Trains and/or evaluates as `config` says; returns the evaluation results (None without
     `do_eval`)."""
     logging.info("Config:\n%s", config.to_json())
-    distiller = Distiller(config, load_teacher, strategy)
-    if config.do_train:
-        distiller.train()
-    if not config.do_eval:
-        return None
-    results = distiller.evaluate()
-    distiller.write_results(results)
-    return results
+    return trainer.train_and_evaluate(Distiller(config, load_teacher, strategy), config)

@@ -28,6 +28,7 @@ a uniformly random id with probability `random_token_prob` (0.0 in the reference
 0.8 / 0.1) and stays unchanged otherwise.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from electra_tf.training import seeds
@@ -327,3 +328,32 @@ def sample_from_softmax(logits, seed, temperature=1.0, disallow=None):
     uniform = _uniform(tf.shape(logits), seed)
     gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
     return tf.argmax(logits + gumbel, -1, output_type=tf.int32)
+
+
+def continuation_table(continuation_ids, vocab_size):
+    """The [vocab_size] int32 table `mask_inputs` reads: 1 at the `continuation_ids` (`##`
+    pieces), 0 elsewhere."""
+    table = np.zeros(vocab_size, np.int32)
+    table[list(continuation_ids)] = 1
+    return tf.constant(table)
+
+
+def mask_features(features, seed, settings, mask_id, special_ids, table=None):
+    """`mask_inputs` on a batch of features (`input_ids`, `input_mask`, optional
+    `is_word_start`) with the masking hparams of `settings`, which has them by their config names
+    (`mask_prob`, `max_predictions_per_seq`, `mask_strategy`, `masking_with_replacement`): a
+    pre-training or distillation config, or a `PretrainingModel`. `table`: a
+    `continuation_table` for whole-word masking without `is_word_start`."""
+    return mask_inputs(
+        features["input_ids"],
+        features["input_mask"],
+        seed,
+        mask_prob=settings.mask_prob,
+        max_predictions_per_seq=settings.max_predictions_per_seq,
+        mask_id=mask_id,
+        special_ids=special_ids,
+        strategy=settings.mask_strategy,
+        is_word_start=features.get("is_word_start"),
+        continuation_table=table,
+        with_replacement=settings.masking_with_replacement,
+    )

@@ -16,7 +16,6 @@ objective. Same structure and losses as the reference's `run_pretraining.Pretrai
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from electra_tf.modeling import (
@@ -114,9 +113,9 @@ class PretrainingModel(keras.Model):
         self.disallow_correct = bool(disallow_correct)
         self._continuation_table = None
         if mask_strategy == "whole_word" and self.continuation_ids is not None:
-            table = np.zeros(self.vocab_size, np.int32)
-            table[self.continuation_ids] = 1
-            self._continuation_table = tf.constant(table)
+            self._continuation_table = masking.continuation_table(
+                self.continuation_ids, self.vocab_size
+            )
 
     @property
     def electra_objective(self):
@@ -147,18 +146,8 @@ class PretrainingModel(keras.Model):
 
     def mask_features(self, features, seed):
         """The masking (`masking.mask_inputs`) this model's settings draw with `seed`."""
-        return masking.mask_inputs(
-            features["input_ids"],
-            features["input_mask"],
-            seed,
-            mask_prob=self.mask_prob,
-            max_predictions_per_seq=self.max_predictions_per_seq,
-            mask_id=self.mask_id,
-            special_ids=self.special_ids,
-            strategy=self.mask_strategy,
-            is_word_start=features.get("is_word_start"),
-            continuation_table=self._continuation_table,
-            with_replacement=self.masking_with_replacement,
+        return masking.mask_features(
+            features, seed, self, self.mask_id, self.special_ids, self._continuation_table
         )
 
     def compute(self, features, seed, training):
@@ -277,7 +266,7 @@ class PretrainingModel(keras.Model):
     def from_config(cls, config):
         """Rebuilds the networks with the same sharing (embeddings, or the whole encoder)."""
         config = dict(config)
-        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        discriminator, discriminator_head = _pop_discriminator(config)
         generator_config = config.pop("generator")
         own_embeddings = config.pop("generator_embeddings")
         generator = None
@@ -297,17 +286,21 @@ class PretrainingModel(keras.Model):
         generator_head = None
         if head_config is not None:
             generator_head = MaskedLMHead(generator.embeddings, **head_config)
-        disc_head_config = config.pop("discriminator_head")
-        discriminator_head = (
-            None
-            if disc_head_config is None
-            else keras.saving.deserialize_keras_object(
-                disc_head_config, custom_objects={"DiscriminatorHead": DiscriminatorHead}
-            )
-        )
-        for key in ("trainable", "dtype"):
-            config.pop(key, None)
         return cls(discriminator, generator, generator_head, discriminator_head, **config)
+
+
+def _pop_discriminator(config):
+    """Pops what every pre-training model's config holds alike: the discriminator and its head
+    (None for a masked LM), deserialized, and Keras' own keys; returns the two networks."""
+    discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+    head = config.pop("discriminator_head")
+    if head is not None:
+        head = keras.saving.deserialize_keras_object(
+            head, custom_objects={"DiscriminatorHead": DiscriminatorHead}
+        )
+    for key in ("trainable", "dtype"):
+        config.pop(key, None)
+    return discriminator, head
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -486,7 +479,7 @@ class ElectricModel(PretrainingModel):
     def from_config(cls, config):
         """Rebuilds the towers sharing the discriminator's embeddings (unless untied)."""
         config = dict(config)
-        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        discriminator, discriminator_head = _pop_discriminator(config)
         shared = None if config.pop("untied_generator_embeddings") else discriminator.embeddings
         towers = []
         for key in ("generator_ltr", "generator_rtl"):
@@ -500,12 +493,6 @@ class ElectricModel(PretrainingModel):
                 )
             )
         cloze_head = MaskedLMHead(towers[0].embeddings, **config.pop("cloze_head"))
-        discriminator_head = keras.saving.deserialize_keras_object(
-            config.pop("discriminator_head"),
-            custom_objects={"DiscriminatorHead": DiscriminatorHead},
-        )
-        for key in ("trainable", "dtype"):
-            config.pop(key, None)
         return cls(discriminator, *towers, cloze_head, discriminator_head, **config)
 
 

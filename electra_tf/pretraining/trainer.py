@@ -186,32 +186,9 @@ class Pretrainer:
         dataset = strategy.distribute_datasets_from_function(
             self._dataset_fn(config.eval_batch_size, False, config.seed)
         )
-        model = self.model
-
-        @tf.function
-        def eval_step(features, step):
-            def replica_fn(features):
-                return model.compute(
-                    features, seeds.step_seed(config.seed + 1, step), training=False
-                )
-
-            return strategy.run(replica_fn, args=(features,))
-
-        collected = {}
-        for step, features in enumerate(dataset):
-            if step >= config.num_eval_steps:
-                break
-            outputs = eval_step(features, tf.constant(step, tf.int64))
-            for key, value in outputs.items():
-                parts = [
-                    np.atleast_1d(v.numpy()) for v in strategy.experimental_local_results(value)
-                ]
-                collected.setdefault(key, []).extend(parts)
-        if not collected:
-            raise ValueError(
-                f"No evaluation batch of {config.eval_batch_size} examples in "
-                f"{config.pretrain_tfrecords}."
-            )
+        collected = collect_eval_outputs(
+            config, strategy, dataset, config.num_eval_steps, self.model.compute
+        )
         with_discriminator = config.electra_objective or config.electric_objective
         results = _eval_metrics(collected, with_discriminator and config.disc_weight > 0)
         results["global_step"] = int(self.optimizer.iterations.numpy())
@@ -222,27 +199,68 @@ class Pretrainer:
         if not distribution.is_chief(self.strategy):
             return
         config = self.config
-        text = "".join(
-            f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
-        )
-        fileio.write_text_atomic(config.results_txt, text)
-        fileio.write_json_atomic(config.results_json, results)
+        text = write_results_files(config, results)
         if config.results_pkl:  # the same dict, pickled, as the reference's results_pkl names it
             fileio.write_bytes_atomic(config.results_pkl, pickle.dumps(results))
         logging.info("Evaluation results (%s):\n%s", config.results_txt, text)
+
+
+def collect_eval_outputs(config, strategy, dataset, num_steps, outputs_fn):
+    """Evaluation outputs over the first `num_steps` batches of the distributed `dataset`:
+    `outputs_fn(features, seed, training=False)` per replica, each step's seed derived from
+    `config.seed` (not the training seeds), as {key: [numpy array per replica and batch]}."""
+
+    @tf.function
+    def eval_step(features, step):
+        def replica_fn(features):
+            return outputs_fn(features, seeds.step_seed(config.seed + 1, step), training=False)
+
+        return strategy.run(replica_fn, args=(features,))
+
+    collected = {}
+    for step, features in enumerate(dataset):
+        if step >= num_steps:
+            break
+        outputs = eval_step(features, tf.constant(step, tf.int64))
+        for key, value in outputs.items():
+            parts = [np.atleast_1d(v.numpy()) for v in strategy.experimental_local_results(value)]
+            collected.setdefault(key, []).extend(parts)
+    if not collected:
+        raise ValueError(
+            f"No evaluation batch of {config.eval_batch_size} examples in "
+            f"{config.pretrain_tfrecords}."
+        )
+    return collected
+
+
+def write_results_files(config, results):
+    """`results` to `config.results_txt` (the reference's format) and `config.results_json`,
+    atomically; returns the text."""
+    text = "".join(
+        f"{k}: {v:.4f}\n" if isinstance(v, float) else f"{k}: {v}\n" for k, v in results.items()
+    )
+    fileio.write_text_atomic(config.results_txt, text)
+    fileio.write_json_atomic(config.results_json, results)
+    return text
 
 
 def run_pretraining(config, strategy=None):
     """Trains and/or evaluates as `config` says (what `run_pretraining.py` and the demo run);
     returns the evaluation results, or None without `do_eval`."""
     logging.info("Config:\n%s", config.to_json())
-    pretrainer = Pretrainer(config, strategy)
+    return train_and_evaluate(Pretrainer(config, strategy), config)
+
+
+def train_and_evaluate(job, config):
+    """What `config.do_train` and `config.do_eval` ask of `job` (a `Pretrainer` or a
+    `distiller.Distiller`): training, then evaluation with its results written; returns them
+    (None without `do_eval`)."""
     if config.do_train:
-        pretrainer.train()
+        job.train()
     if not config.do_eval:
         return None
-    results = pretrainer.evaluate()
-    pretrainer.write_results(results)
+    results = job.evaluate()
+    job.write_results(results)
     return results
 
 

@@ -101,11 +101,7 @@ class Lamb(AdamWeightDecay):
         return 3.0 * background * value
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
-        dtype = variable.dtype
-        if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)
-        gradient = tf.cast(gradient, dtype)
+        index, dtype, gradient = self._step_inputs(gradient, variable)
         lr = tf.cast(learning_rate, dtype) * self._variable_lr_multipliers[index]
         layer_lr = tf.cast(
             self.layer_learning_rate(self._variable_layer[index], self.iterations), dtype

@@ -468,13 +468,17 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             learning_rate,
         )
 
-    def update_step(self, gradient, variable, learning_rate):
-        """The reference's update for one variable."""
-        index = self._get_variable_index(variable)
+    def _step_inputs(self, gradient, variable):
+        """What an update of `variable` starts from: its index among the optimizer's variables,
+        its dtype and `gradient` as a dense tensor of that dtype."""
         dtype = variable.dtype
         if isinstance(gradient, tf.IndexedSlices):
             gradient = tf.convert_to_tensor(gradient)
-        gradient = tf.cast(gradient, dtype)
+        return self._get_variable_index(variable), dtype, tf.cast(gradient, dtype)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """The reference's update for one variable."""
+        index, dtype, gradient = self._step_inputs(gradient, variable)
         lr = tf.cast(learning_rate, dtype)
         multiplier = self._variable_lr_multipliers[index]
         if multiplier != 1.0:

@@ -13,16 +13,15 @@ ELECTRA folder) and `model_size` (a model_sizes/mobilebert_*.json name or a path
 `electra_tf.pretraining.distiller.DistillationHParams`.
 """
 
+import functools
+
 from electra_tf import cli
 from electra_tf.conversion.teacher import load_teacher
 from electra_tf.pretraining.distiller import DistillationHParams, run_distillation
 
-
-def run_job(values, model_name, data_dir):
-    run_distillation(DistillationHParams.from_hparams(values, model_name, data_dir), load_teacher)
-
-
-COMMAND = cli.job_command("distilled", run_job)
+COMMAND = cli.job_command(
+    "distilled", DistillationHParams, functools.partial(run_distillation, load_teacher=load_teacher)
+)
 run = COMMAND.entry_point
 
 if __name__ == "__main__":

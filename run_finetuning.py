@@ -15,12 +15,7 @@ from electra_tf import cli
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.runner import run_finetuning
 
-
-def run_job(values, model_name, data_dir):
-    run_finetuning(FinetuningConfig.from_hparams(values, model_name, data_dir))
-
-
-COMMAND = cli.job_command("fine-tuned", run_job)
+COMMAND = cli.job_command("fine-tuned", FinetuningConfig, run_finetuning)
 run = COMMAND.entry_point
 
 if __name__ == "__main__":

@@ -14,12 +14,7 @@ from electra_tf import cli
 from electra_tf.pretraining.config import PretrainingConfig
 from electra_tf.pretraining.trainer import run_pretraining
 
-
-def run_job(values, model_name, data_dir):
-    run_pretraining(PretrainingConfig.from_hparams(values, model_name, data_dir))
-
-
-COMMAND = cli.job_command("pre-trained", run_job)
+COMMAND = cli.job_command("pre-trained", PretrainingConfig, run_pretraining)
 run = COMMAND.entry_point
 
 if __name__ == "__main__":

@@ -134,12 +134,14 @@ class Command:
         sys.exit(self())
 
 
-def job_command(what, run_job):
+def job_command(what, config_class, run_job):
     """A reference-style `run_*.py` command: `--data_dir`, `--model_name`, `--hparams` (a JSON dict
-    or file) -> `run_job(hparams dict, model_name, data_dir)`."""
+    or file, a saved config too) -> `run_job(config_class.from_hparams(hparams, model_name,
+    data_dir))`."""
 
     def main(fv):
-        run_job(hparams_lib.load_hparams(fv.hparams), fv.model_name, fv.data_dir)
+        values = hparams_lib.load_hparams(fv.hparams)
+        run_job(config_class.from_hparams(values, fv.model_name, fv.data_dir))
 
     return Command(
         usage="--data_dir=DATA --model_name=NAME [--hparams=JSON]",

@@ -396,6 +396,19 @@ def _task(name, kind, fmt, splits, metric_names, **kwargs):
     )
 
 
+def _sts_task(name, splits):
+    """An STS-B-style task: sentence pairs (either order) scored 0-5, Pearson/Spearman and MSE."""
+    return _task(
+        name,
+        "regression",
+        "tsv",
+        splits,
+        ("pearson_spearman", "mse"),
+        regression_range=(0.0, 5.0),
+        symmetric=True,
+    )
+
+
 def _three(fields, test_fields=None, ext="tsv", header=True):
     """train/dev/test.<ext> with the same header flag; test may have its own fields."""
     return {
@@ -429,7 +442,7 @@ _NAVER_TYPES = (
 
 def _builtin_tasks():
     """Task templates (raw_dir unset) for every built-in benchmark."""
-    cls, reg, acc = "classification", "regression", ("accuracy",)
+    cls, acc = "classification", ("accuracy",)
     mnli_fields = _columns(8, 9, -1)
     rte_fields = _three(_columns(1, 2, 3), _columns(1, 2))
     nli_pairs = _three(
@@ -461,15 +474,7 @@ def _builtin_tasks():
             labels=_BINARY,
             symmetric=True,
         ),
-        _task(
-            "sts",
-            reg,
-            "tsv",
-            _three(_columns(-3, -2, -1), _columns(-2, -1)),
-            ("pearson_spearman", "mse"),
-            regression_range=(0.0, 5.0),
-            symmetric=True,
-        ),
+        _sts_task("sts", _three(_columns(-3, -2, -1), _columns(-2, -1))),
         _task(
             "qqp",
             cls,
@@ -583,17 +588,9 @@ def _builtin_tasks():
             acc,
             labels=_NLI,
         ),
-        _task(
+        _sts_task(
             "korsts",
-            reg,
-            "tsv",
-            {
-                split: (f"sts-{split}.tsv", _columns(5, 6, 4), True)
-                for split in ("train", "dev", "test")
-            },
-            ("pearson_spearman", "mse"),
-            regression_range=(0.0, 5.0),
-            symmetric=True,
+            {s: (f"sts-{s}.tsv", _columns(5, 6, 4), True) for s in ("train", "dev", "test")},
         ),
         _task(
             "question_pair",

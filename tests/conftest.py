@@ -141,6 +141,19 @@ def short_pretraining_config(name, data_dir, steps=4, **hparams):
     return PretrainingConfig(name, data_dir, **{**schedule, **hparams})
 
 
+def short_finetuning_config(name, data_dir, batch_size=8, **hparams):
+    """A `FinetuningConfig` of one epoch with one batch size for training, evaluation and
+    prediction; `hparams` add to it or override it."""
+    from electra_tf.finetuning.config import (  # pylint: disable=import-outside-toplevel
+        FinetuningConfig,
+    )
+
+    batches = dict.fromkeys(
+        ("train_batch_size", "eval_batch_size", "predict_batch_size"), batch_size
+    )
+    return FinetuningConfig(name, data_dir, **{**batches, "num_train_epochs": 1.0, **hparams})
+
+
 def write_shards(folder, n_files=2, per_file=6, length=8):
     """`n_files` finished pre-training shards in `folder`, named as the builder names them, of
     `per_file` examples of `length` tokens each; example i of shard f starts with the token

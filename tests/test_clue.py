@@ -6,11 +6,15 @@ import json
 import os
 
 import pytest
-from conftest import build_pretraining_data, shared_path, short_pretraining_config
+from conftest import (
+    build_pretraining_data,
+    shared_path,
+    short_finetuning_config,
+    short_pretraining_config,
+)
 
 from electra_tf.finetuning import runner as runner_lib
 from electra_tf.finetuning import tasks as tasks_lib
-from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.pretraining.trainer import Pretrainer
 
 TASKS = {"tnews": "tnews", "iflytek": "iflytek", "csl": "csl", "ocnli": "ocnli_50k"}
@@ -66,16 +70,12 @@ def test_chinese_whole_word_pretraining_then_clue_submissions(tmp_path):
         source = shared_path("finetune", "clue_few", name)
         for split, n in (("train", 48), ("dev", 16), ("test", 12)):
             _slice(f"{source}/{split}.json", f"{data_dir}/finetuning_data/{name}/{split}.json", n)
-    finetune = FinetuningConfig(
+    finetune = short_finetuning_config(
         "zh",
         data_dir,
         task_names=sorted(TASKS),
         vocab_file=vocab,
         max_seq_length=64,
-        train_batch_size=8,
-        eval_batch_size=8,
-        predict_batch_size=8,
-        num_train_epochs=1.0,
         write_test_outputs=True,
     )
     results = runner_lib.run_finetuning(finetune)

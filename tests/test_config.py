@@ -58,6 +58,33 @@ REFERENCE_DEFAULTS = {
 }
 
 
+# Keys read together by several assertions below.
+SIZE_DEFAULTS = (
+    "max_seq_length",
+    "learning_rate",
+    "embedding_size",
+    "generator_hidden_size",
+    "train_batch_size",
+    "mask_prob",
+)
+SHAPE = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads")
+SIZE_FILE_SHAPE = (
+    "num_hidden_layers",
+    "hidden_size",
+    "num_attention_heads",
+    "intermediate_size",
+    "embedding_size",
+)
+GENERATOR_SHAPE = ("hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers")
+
+
+def _values(source, *keys):
+    """The values of `keys` of a dict or of a config's attributes, as one tuple to compare."""
+    if isinstance(source, dict):
+        return tuple(source[k] for k in keys)
+    return tuple(getattr(source, k) for k in keys)
+
+
 def _ram_path(name):
     return "ram://electra_tf_test_%s/%s" % (uuid.uuid4().hex, name)
 
@@ -106,23 +133,9 @@ def test_base_and_large_size_defaults():
     # Like the released reference: only the embedding size and generator fraction follow
     # the size; the paper's 512-token / lr 2e-4 settings are the *_paper sizes (or hparams).
     base = PretrainingConfig("m", "/d", model_size="base")
-    assert (
-        base.max_seq_length,
-        base.learning_rate,
-        base.embedding_size,
-        base.generator_hidden_size,
-        base.train_batch_size,
-        base.mask_prob,
-    ) == (128, 5e-4, 768, 0.25, 128, 0.15)
+    assert _values(base, *SIZE_DEFAULTS) == (128, 5e-4, 768, 0.25, 128, 0.15)
     large = PretrainingConfig("m", "/d", model_size="large", max_seq_length=512)
-    assert (
-        large.max_seq_length,
-        large.learning_rate,
-        large.embedding_size,
-        large.generator_hidden_size,
-        large.train_batch_size,
-        large.mask_prob,
-    ) == (512, 5e-4, 1024, 0.25, 128, 0.15)
+    assert _values(large, *SIZE_DEFAULTS) == (512, 5e-4, 1024, 0.25, 128, 0.15)
     assert large.max_predictions_per_seq == int((0.15 + 0.005) * 512)
     demo = PretrainingConfig("m", "/d", model_size="demo")
     assert (demo.learning_rate, demo.num_train_steps) == (1e-4, 300)
@@ -138,30 +151,24 @@ def test_passed_hparams_override_size_and_debug_defaults():
         max_seq_length=256,
         embedding_size=512,
     )
-    assert (
-        config.learning_rate,
-        config.mask_prob,
-        config.max_seq_length,
-        config.embedding_size,
-        config.train_batch_size,
+    assert _values(
+        config, "learning_rate", "mask_prob", "max_seq_length", "embedding_size", "train_batch_size"
     ) == (1e-4, 0.15, 256, 512, 128)
     assert config.max_predictions_per_seq == int(0.155 * 256)
     debug = PretrainingConfig("m", "/d", debug=True)
-    assert (
-        debug.train_batch_size,
-        debug.num_train_steps,
-        debug.eval_batch_size,
-        debug.iterations_per_loop,
-        debug.num_eval_steps,
+    assert _values(
+        debug,
+        "train_batch_size",
+        "num_train_steps",
+        "eval_batch_size",
+        "iterations_per_loop",
+        "num_eval_steps",
     ) == (8, 20, 4, 1, 2)
     debug = PretrainingConfig("m", "/d", debug=True, train_batch_size=16)
     assert debug.train_batch_size == 16
     shape = debug.model_hparams()
-    assert (
-        shape["num_hidden_layers"],
-        shape["hidden_size"],
-        shape["intermediate_size"],
-        shape["num_attention_heads"],
+    assert _values(
+        shape, "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads"
     ) == (3, 144, 576, 4)
 
 
@@ -246,22 +253,13 @@ def test_model_and_generator_hparams():
         "vocab_size": 30522,
     }
     gen = small.generator_hparams()
-    assert (
-        gen["hidden_size"],
-        gen["num_attention_heads"],
-        gen["intermediate_size"],
-        gen["num_hidden_layers"],
-        gen["embedding_size"],
-    ) == (64, 1, 256, 12, 128)
+    assert _values(gen, *GENERATOR_SHAPE, "embedding_size") == (64, 1, 256, 12, 128)
 
     base = PretrainingConfig("m", "/d", model_size="base_paper", generator_layers=0.5)
     gen = base.generator_hparams()
     # round(768 * 0.33333) = 256 -> 4 heads, as the reference's get_generator_config.
-    assert (
-        gen["hidden_size"],
-        gen["num_attention_heads"],
-        gen["intermediate_size"],
-        gen["num_hidden_layers"],
+    assert _values(
+        gen, "hidden_size", "num_attention_heads", "intermediate_size", "num_hidden_layers"
     ) == (256, 4, 1024, 6)
 
     untied = PretrainingConfig("m", "/d", untied_generator_embeddings=True)
@@ -269,21 +267,19 @@ def test_model_and_generator_hparams():
 
     large = PretrainingConfig("m", "/d", model_size="large", vocab_size=1000)
     disc = large.model_hparams()
-    assert (
-        disc["hidden_size"],
-        disc["num_hidden_layers"],
-        disc["num_attention_heads"],
-        disc["intermediate_size"],
-        disc["vocab_size"],
+    assert _values(
+        disc,
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "vocab_size",
     ) == (1024, 24, 16, 4096, 1000)
     assert large.generator_hparams()["hidden_size"] == 256
 
     tiny = PretrainingConfig("m", "/d", model_size="tiny").model_hparams()
-    assert (
-        tiny["num_hidden_layers"],
-        tiny["hidden_size"],
-        tiny["intermediate_size"],
-        tiny["num_attention_heads"],
+    assert _values(
+        tiny, "num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads"
     ) == (4, 312, 1200, 12)
 
 
@@ -361,13 +357,7 @@ def test_bundled_sizes():
     }
     for name, shape in expected.items():
         size = sizes.load_model_size(name)
-        assert (
-            size["num_hidden_layers"],
-            size["hidden_size"],
-            size["num_attention_heads"],
-            size["intermediate_size"],
-            size["embedding_size"],
-        ) == shape, name
+        assert _values(size, *SIZE_FILE_SHAPE) == shape, name
         assert size["hidden_size"] % size["num_attention_heads"] == 0, name
         assert 0 < size["generator_hidden_size"] <= 1, name
 

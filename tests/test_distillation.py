@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import short_pretraining_config
+from conftest import short_finetuning_config, short_pretraining_config
 from test_pretraining import _synthetic_data
 
 import run_distillation
@@ -17,7 +17,6 @@ from electra_tf.conversion import mobilebert as mobilebert_lib
 from electra_tf.conversion import saved_model
 from electra_tf.conversion import teacher as teacher_lib
 from electra_tf.finetuning import runner as runner_lib
-from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.modeling.mobilebert import MobileBertConfig, load_mobilebert_size
 from electra_tf.pretraining import distillation
 from electra_tf.pretraining.distiller import DistillationHParams, Distiller
@@ -291,15 +290,13 @@ def _classification_task(data_dir):
 
 
 def test_finetuning_a_distilled_student(distilled, data_dir, tmp_path):
-    config = FinetuningConfig(
+    config = short_finetuning_config(
         "student",
         data_dir,
+        batch_size=16,
         task_names=["pets"],
         pets=_classification_task(data_dir),
         max_seq_length=32,
-        train_batch_size=16,
-        eval_batch_size=16,
-        predict_batch_size=16,
         learning_rate=3e-3,
         num_train_epochs=8.0,
         iterations_per_loop=12,

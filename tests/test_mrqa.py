@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY_ELECTRA, short_finetuning_config
 
 from electra_tf.finetuning import metrics, qa, tasks
 from electra_tf.finetuning import runner as runner_lib
@@ -205,22 +206,18 @@ def test_finetuning_writes_the_mrqa_scores(tmp_path, vocab_file):
     (raw / "train.jsonl").write_text(_jsonl(RECORDS * 2), encoding="utf-8")
     (raw / "dev.jsonl").write_text(_jsonl(RECORDS), encoding="utf-8")
     vocab_size = len((data_dir / "vocab.txt").read_text(encoding="utf-8").split())
-    config = FinetuningConfig(
+    config = short_finetuning_config(
         "random",
         str(data_dir),
+        batch_size=4,
         task_names=["searchqa"],
         init_checkpoint=None,
-        model_hparam_overrides=dict(
-            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-        ),
+        model_hparam_overrides=dict(TINY_ELECTRA, num_hidden_layers=1),
         embedding_size=16,
         vocab_size=vocab_size,
         max_seq_length=48,
         max_query_length=8,
-        train_batch_size=4,
-        eval_batch_size=4,
         beam_size=4,
-        num_train_epochs=1.0,
         iterations_per_loop=2,
     )
     assert config.num_train_epochs == 1.0 and config.max_seq_length == 48

@@ -163,3 +163,61 @@ def test_per_task_training_is_the_switch(data_dir):
     assert dirs == ["cats_model_1", "dogs_model_1"]
     info = model_dir_lib.read(f"{separate}/dogs_model_1", model_dir_lib.TASK_INFO)
     assert info["kind"] == "regression" and "tasks" not in info
+
+
+def _write_lines(path, lines):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+@pytest.fixture(scope="module")
+def token_tasks_dir(tmp_path_factory):
+    """Two tasks of the token-level kinds a tiny model learns: tag "cat" and "dog" as animals
+    (tagging), and find the one "cat" of a context (span QA, MRQA format)."""
+    data_dir = str(tmp_path_factory.mktemp("token_tasks"))
+    _write_lines(os.path.join(data_dir, "vocab.txt"), SPECIALS + WORDS)
+    rng = random.Random(5)
+    others = [w for w in WORDS if w not in ("cat", "dog")]
+    rows, records = [], [json.dumps({"header": {"dataset": "synthetic"}})]
+    for i in range(88):
+        words = rng.sample(WORDS, 6)
+        tags = ["B-ANI" if w in ("cat", "dog") else "O" for w in words]
+        rows.append(" ".join(words) + "\t" + " ".join(tags))
+        context = rng.sample(others, 7)
+        context.insert(rng.randrange(8), "cat")
+        text = " ".join(context)
+        start = text.index("cat")
+        answer = {"text": "cat", "char_spans": [[start, start + 2]], "token_spans": [[0, 0]]}
+        question = {"qid": f"q{i}", "question": "a", "answers": ["cat"]}
+        question["detected_answers"] = [answer]
+        records.append(json.dumps({"context": text, "qas": [question]}))
+    tagging = os.path.join(data_dir, "finetuning_data", "animals")
+    _write_lines(os.path.join(tagging, "train.tsv"), rows[:48])
+    _write_lines(os.path.join(tagging, "dev.tsv"), rows[48:])
+    spec = {"kind": "tagging", "format": "word_tags", "scheme": "BIO"}
+    spec["files"] = {"train": "train.tsv", "dev": "dev.tsv"}
+    _write_lines(os.path.join(tagging, "task.json"), [json.dumps(spec)])
+    qa_dir = os.path.join(data_dir, "finetuning_data", "findcat")
+    _write_lines(os.path.join(qa_dir, "train.jsonl"), records[:49])
+    _write_lines(os.path.join(qa_dir, "dev.jsonl"), records[:1] + records[49:])
+    spec = {
+        "kind": "span_qa",
+        "format": "mrqa",
+        "files": {"train": "train.jsonl", "dev": "dev.jsonl"},
+    }
+    _write_lines(os.path.join(qa_dir, "task.json"), [json.dumps(spec)])
+    return data_dir
+
+
+def test_joint_training_learns_tagging_and_span_qa(token_tasks_dir):
+    """Learning, not only finite metrics, for the token-level kinds, trained in one model."""
+    config = FinetuningConfig(
+        "m",
+        token_tasks_dir,
+        task_names=["animals", "findcat"],
+        **{**SETTINGS, "beam_size": 4, "max_query_length": 4},
+    )
+    scores = runner_lib.run_finetuning(config)[0]
+    assert scores["animals"]["f1"] >= 90.0, scores  # a third of the words are animals
+    assert scores["findcat"]["exact_match"] >= 80.0, scores  # chance: 1 in 8

@@ -230,9 +230,11 @@ def main():
         names = list(runs)
         for other in names[1:]:
             ratios = [
-                a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(runs[names[0]], runs[other])
+                b["tokens_per_s"] / a["tokens_per_s"] for a, b in zip(runs[names[0]], runs[other])
             ]
-            print(f"{names[0]} / {other} per round: " + ", ".join(f"{x:.3f}" for x in ratios))
+            print(
+                f"{other} / {names[0]} tokens/s per round: " + ", ".join(f"{x:.3f}" for x in ratios)
+            )
     print(
         "matmul peak GFLOP/s: "
         + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in results["peak_flops"].items())

@@ -741,7 +741,7 @@ class MobileBertMaskedLMHead(TiedHead):
         # hidden_states: [B, P, H]
         hidden_states = self.layer_norm(self.dense(hidden_states))  # [B, P, H]
         weights = tf.cast(self.output_weights(), hidden_states.dtype)  # [V, H]
-        logits = tf.matmul(hidden_states, weights, transpose_b=True)  # [B, P, V]
+        logits = heads.tied_logits(hidden_states, weights)  # [B, P, V], one 2-D matmul
         return tf.cast(logits, tf.float32) + self.output_bias
 
 

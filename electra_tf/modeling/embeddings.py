@@ -13,6 +13,19 @@ def truncated_normal(stddev: float) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
+def sequence_length(input_ids, max_positions):
+    """T of [B, T] `input_ids`: static when known (then at most `max_positions`), else dynamic."""
+    length = input_ids.shape[1]
+    if length is None:
+        return tf.shape(input_ids)[1]
+    if length > max_positions:
+        raise ValueError(
+            f"Sequences of {length} tokens are longer than max_position_embeddings "
+            f"({max_positions})."
+        )
+    return length
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class Embeddings(ConfigLayer):
     """Sums word, position and token-type embeddings, then LayerNorm and dropout.
@@ -80,9 +93,7 @@ class Embeddings(ConfigLayer):
 
     def call(self, input_ids, segment_ids=None, training=None):
         # input_ids, segment_ids: [B, T] int; segment_ids=None means all zeros.
-        seq_length = input_ids.shape[1]
-        if seq_length is None:
-            seq_length = tf.shape(input_ids)[1]
+        seq_length = sequence_length(input_ids, self.max_position_embeddings)
         embeddings = tf.gather(self.word_embeddings, input_ids)  # [B, T, E]
         # Positions are 0..T-1 for every example: a slice, broadcast over B.
         embeddings += self.position_embeddings[:seq_length][None]  # [1, T, E]

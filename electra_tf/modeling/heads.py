@@ -4,8 +4,7 @@ import keras
 import tensorflow as tf
 
 from electra_tf.modeling.base import ConfigLayer
-from electra_tf.modeling.embeddings import truncated_normal
-from electra_tf.modeling.transformer import get_activation
+from electra_tf.modeling.transformer import dense
 
 
 def gather_positions(sequence, positions):
@@ -14,18 +13,6 @@ def gather_positions(sequence, positions):
     Lets the MLM head compute vocabulary logits only at the masked positions.
     """
     return tf.gather(sequence, positions, batch_dims=1)
-
-
-def dense(units, initializer_range, dtype, name, activation=None):
-    """A `Dense` as the reference builds its hidden layers: truncated-normal kernel
-    (`initializer_range`), zero bias, an optional activation by name (`get_activation`)."""
-    return keras.layers.Dense(
-        units,
-        activation=get_activation(activation) if activation else None,
-        kernel_initializer=truncated_normal(initializer_range),
-        dtype=dtype,
-        name=name,
-    )
 
 
 def tied_logits(hidden_states, table):

@@ -38,9 +38,14 @@ from electra_tf.modeling import heads, sizes
 from electra_tf.modeling.base import ConfigLayer
 from electra_tf.modeling.config import BertConfig
 from electra_tf.modeling.dropout import Dropout
-from electra_tf.modeling.embeddings import truncated_normal
+from electra_tf.modeling.embeddings import sequence_length, truncated_normal
 from electra_tf.modeling.heads import TiedHead, gather_positions
-from electra_tf.modeling.transformer import einsum_projection, get_activation
+from electra_tf.modeling.transformer import (
+    dense,
+    einsum_projection,
+    feed_forward,
+    get_activation,
+)
 
 # Added to the attention scores of padded keys, as the original (not its quantization-friendly
 # -6 variant): exp() of it is 0 in float32.
@@ -246,7 +251,7 @@ class MobileBertEmbeddings(ConfiguredLayer):
         self.embedding_size = config.embedding_size
         self.embedding_transformation = None
         if config.trigram_input or config.embedding_size != config.hidden_size:
-            self.embedding_transformation = heads.dense(
+            self.embedding_transformation = dense(
                 config.hidden_size,
                 config.initializer_range,
                 self.dtype_policy,
@@ -280,14 +285,7 @@ class MobileBertEmbeddings(ConfiguredLayer):
 
     def call(self, input_ids, segment_ids=None, training=None):
         # input_ids, segment_ids: [B, T] int; segment_ids=None means all zeros.
-        seq_length = input_ids.shape[1]
-        if seq_length is None:
-            seq_length = tf.shape(input_ids)[1]
-        elif seq_length > self.config.max_position_embeddings:
-            raise ValueError(
-                f"Sequences of {seq_length} tokens are longer than max_position_embeddings "
-                f"({self.config.max_position_embeddings})."
-            )
+        seq_length = sequence_length(input_ids, self.config.max_position_embeddings)
         embeddings = tf.gather(self.word_embeddings, input_ids)  # [B, T, E]
         if self.config.trigram_input:
             zeros = tf.zeros_like(embeddings[:, :1])  # [B, 1, E]
@@ -408,14 +406,13 @@ class MobileBertFFN(ConfigLayer):
     def build(self, input_shape):
         # input_shape: [B, T, W]
         width = input_shape[-1]
-        self.intermediate = heads.dense(
+        self.intermediate, self.output_dense = feed_forward(
             self.intermediate_size,
+            width,
             self.initializer_range,
             self.dtype_policy,
-            "intermediate",
-            activation=self.activation,
+            self.activation,
         )
-        self.output_dense = heads.dense(width, self.initializer_range, self.dtype_policy, "output")
         self.output_norm = make_norm(
             self.normalization_type,
             self.layer_norm_eps,
@@ -472,11 +469,11 @@ class MobileBertBlock(ConfiguredLayer):
     def _bottleneck(self, name):
         """A built bottleneck: the dense H -> B called `name` and its norm."""
         c = self.config
-        dense = heads.dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
+        projection = dense(c.intra_bottleneck_size, c.initializer_range, self.dtype_policy, name)
         norm = self._norm(f"{name}_norm")
-        dense.build((None, None, c.hidden_size))
+        projection.build((None, None, c.hidden_size))
         norm.build((None, None, c.true_hidden_size))
-        return dense, norm
+        return projection, norm
 
     def build(self, input_shape=None):
         # input_shape: [B, T, H]; known from the config.
@@ -522,17 +519,16 @@ class MobileBertBlock(ConfiguredLayer):
             )
             ffn.build(inner)
             self.ffns.append(ffn)
-        self.intermediate = heads.dense(
-            c.intermediate_size, c.initializer_range, dtype, "intermediate", c.hidden_act
+        self.intermediate, self.output_dense = feed_forward(
+            c.intermediate_size, c.true_hidden_size, c.initializer_range, dtype, c.hidden_act
         )
-        self.output_dense = heads.dense(c.true_hidden_size, c.initializer_range, dtype, "output")
         self.output_norm = self._norm("output_norm")
         self.intermediate.build(inner)
         self.output_dense.build((None, None, c.intermediate_size))
         self.output_norm.build(inner)
         self.output_bottleneck = None
         if c.use_bottleneck:
-            self.output_bottleneck = heads.dense(
+            self.output_bottleneck = dense(
                 c.hidden_size, c.initializer_range, dtype, "output_bottleneck"
             )
             self.output_bottleneck_norm = self._norm("output_bottleneck_norm")
@@ -704,7 +700,7 @@ class MobileBertMaskedLMHead(TiedHead):
                 f"The word embeddings are {embedding_size} wide, more than hidden_size "
                 f"{self.hidden_size}."
             )
-        self.dense = heads.dense(
+        self.dense = dense(
             self.hidden_size,
             self.initializer_range,
             self.dtype_policy,

@@ -42,6 +42,25 @@ def get_activation(name):
         ) from None
 
 
+def dense(units, initializer_range, dtype, name, activation=None):
+    """A `Dense` as the reference builds its hidden layers: truncated-normal kernel
+    (`initializer_range`), zero bias, an optional activation by name (`get_activation`)."""
+    return keras.layers.Dense(
+        units,
+        activation=get_activation(activation) if activation else None,
+        kernel_initializer=truncated_normal(initializer_range),
+        dtype=dtype,
+        name=name,
+    )
+
+
+def feed_forward(intermediate_size, width, initializer_range, dtype, activation):
+    """A feed-forward network's two reference-style Dense layers: "intermediate" (to
+    `intermediate_size`, with `activation`) and "output" (back to `width`)."""
+    intermediate = dense(intermediate_size, initializer_range, dtype, "intermediate", activation)
+    return intermediate, dense(width, initializer_range, dtype, "output")
+
+
 def einsum_projection(layer, equation, output_shape, bias_axes, name):
     """An `EinsumDense` of `layer`'s dtype policy, initialised as BERT's dense layers (the query,
     key, value and output projections of the attention layers)."""
@@ -160,18 +179,12 @@ class TransformerBlock(ConfigLayer):
             dtype=self.dtype_policy,
             name="attention_layer_norm",
         )
-        self.intermediate = keras.layers.Dense(
+        self.intermediate, self.output_dense = feed_forward(
             self.intermediate_size,
-            activation=get_activation(self.activation),
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="intermediate",
-        )
-        self.output_dense = keras.layers.Dense(
             hidden_size,
-            kernel_initializer=truncated_normal(self.initializer_range),
-            dtype=self.dtype_policy,
-            name="output",
+            self.initializer_range,
+            self.dtype_policy,
+            self.activation,
         )
         self.output_layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_eps,

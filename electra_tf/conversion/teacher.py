@@ -60,21 +60,7 @@ def from_transformer(encoder, mlm_head=None, name="teacher", source="teacher"):
             f"teacher {source}: embedding_size {c.embedding_size} != hidden_size {c.hidden_size}; "
             "an ELECTRA-style projected embedding has no BERT equivalent, so it cannot teach."
         )
-    config = MobileBertConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.hidden_size,
-        num_hidden_layers=c.num_hidden_layers,
-        num_attention_heads=c.num_attention_heads,
-        intermediate_size=c.intermediate_size,
-        hidden_act=c.hidden_act,
-        hidden_dropout_prob=c.hidden_dropout_prob,
-        attention_probs_dropout_prob=c.attention_probs_dropout_prob,
-        max_position_embeddings=c.max_position_embeddings,
-        type_vocab_size=c.type_vocab_size,
-        initializer_range=c.initializer_range,
-        layer_norm_eps=c.layer_norm_eps,
-        classifier_activation=False,
-    )
+    config = MobileBertConfig(**c.bert_values(), classifier_activation=False)
     model = mobilebert_lib.new_model(config, name)
     targets = {}
     for layer in (model.encoder, model.mlm_head):

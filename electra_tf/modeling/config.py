@@ -56,6 +56,11 @@ class BertConfig(DictConfig):
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
 
+    def bert_values(self):
+        """{key: value} of the `bert_config.json` keys alone (what a plain BERT of the same shape
+        needs, whatever this config adds)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(BertConfig)}
+
 
 @dataclasses.dataclass
 class EncoderConfig(BertConfig):

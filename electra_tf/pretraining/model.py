@@ -496,22 +496,27 @@ class ElectricModel(PretrainingModel):
         return cls(discriminator, *towers, cloze_head, discriminator_head, **config)
 
 
+# `PretrainingModel` arguments that are `PretrainingConfig` hparams of the same name.
+_CONFIG_SCALARS = (
+    "max_seq_length",
+    "mask_prob",
+    "max_predictions_per_seq",
+    "mask_strategy",
+    "masking_with_replacement",
+    "gen_weight",
+    "disc_weight",
+    "temperature",
+    "disallow_correct",
+)
+
+
 def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None):
     """The networks and the `PretrainingModel` (an `ElectricModel` with `two_tower_generator`) a
     `PretrainingConfig` describes (not yet built)."""
-    settings = dict(
-        mask_id=mask_id,
-        special_ids=special_ids,
-        max_seq_length=config.max_seq_length,
-        mask_prob=config.mask_prob,
-        max_predictions_per_seq=config.max_predictions_per_seq,
-        mask_strategy=config.mask_strategy,
-        masking_with_replacement=config.masking_with_replacement,
-        continuation_ids=continuation_ids if config.mask_strategy == "whole_word" else None,
-        gen_weight=config.gen_weight,
-        disc_weight=config.disc_weight,
-        temperature=config.temperature,
-        disallow_correct=config.disallow_correct,
+    settings = {key: getattr(config, key) for key in _CONFIG_SCALARS}
+    settings.update(mask_id=mask_id, special_ids=special_ids)
+    settings["continuation_ids"] = (
+        continuation_ids if config.mask_strategy == "whole_word" else None
     )
     if config.two_tower_generator:
         towers = networks_lib.build_two_tower_networks(

@@ -154,22 +154,10 @@ class MultiTaskModel(keras.Model):
         return losses, {}
 
     def for_task(self, name):
-        """The model as one task sees it: `.compute(features, training)` on that task's plain
-        (un-prefixed) features, with `FinetuningModel.compute`'s outputs."""
-        return _TaskView(self, self.task_names.index(name))
-
-
-class _TaskView:
-    """One task of a `MultiTaskModel`, with `FinetuningModel`'s `compute`."""
-
-    def __init__(self, model, index):
-        self.model = model
-        self.kind = model.kinds[index]
-        self.head = model.heads[index]
-
-    def compute(self, features, training):
-        encoded = self.model.encoder(_encoder_inputs(features), training=training)
-        return head_outputs(self.kind, self.head, encoded, features, training)
+        """The model as one task sees it: a `FinetuningModel` over the shared encoder and that
+        task's head (no new variables), computing on the task's plain (un-prefixed) features."""
+        index = self.task_names.index(name)
+        return FinetuningModel(self.encoder, self.heads[index], self.kinds[index])
 
 
 def head_outputs(kind, head, encoded, features, training):

@@ -9,13 +9,13 @@ from electra_tf import cli
 from electra_tf.data import pretraining_data
 
 FLAGS = (
-    ("corpus_dir", str, None, "Directory of raw text files (any tf.io.gfile path)."),
+    cli.CORPUS_DIR,
     ("vocab_file", str, None, "WordPiece vocab.txt or SentencePiece .model."),
     ("output_dir", str, None, "Where to write the TFRecord shards."),
     ("max_seq_length", int, 128, "Number of tokens per example."),
     ("num_processes", int, 1, "Parallel worker processes."),
     ("blanks_separate_docs", bool, True, "Whether blank lines separate documents."),
-    ("do_lower_case", bool, True, "Lower-case the text."),
+    cli.DO_LOWER_CASE,
     ("do_strip_accents", bool, None, "Strip accents. Default: same as --do_lower_case."),
     ("num_out_files", int, 1000, "Number of output shards."),
     ("seed", int, 0, "Random seed; same seed and --num_processes, same bytes."),

@@ -78,25 +78,25 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
+# Flags named as the `FinetuningConfig` keys they set.
+_SIZE_FLAGS = ("model_size", "max_seq_length", "doc_stride", "max_query_length")
+_BATCH_SIZES = ("train_batch_size", "eval_batch_size", "predict_batch_size")
+
+
 def bench_task(args, name, data_dir):
     config = FinetuningConfig(
         "bench",
         data_dir,
         task_names=[name],
-        model_size=args.model_size,
         vocab_size=32200,
         do_lower_case=False,
         init_checkpoint=None,
         strategy="cpu",
-        max_seq_length=args.max_seq_length,
-        doc_stride=args.doc_stride,
-        max_query_length=args.max_query_length,
-        train_batch_size=args.batch_size,
-        eval_batch_size=args.batch_size,
-        predict_batch_size=args.batch_size,
         double_unordered=False,
-        iterations_per_loop=args.steps,
-        save_checkpoints_steps=args.steps,
+        **{key: getattr(args, key) for key in _SIZE_FLAGS},
+        **dict.fromkeys(_BATCH_SIZES, args.batch_size),  # --batch_size for every batch
+        # One host loop and one checkpoint per timed stretch.
+        **dict.fromkeys(("iterations_per_loop", "save_checkpoints_steps"), args.steps),
         keep_checkpoint_max=1,
     )
     runner = runner_lib.FinetuningRunner(config)

@@ -56,6 +56,11 @@ _DEFINE = {
 }
 
 
+# Flag rows that mean the same in every command that has them.
+CORPUS_DIR = ("corpus_dir", str, None, "Directory of raw text files (any tf.io.gfile path).")
+DO_LOWER_CASE = ("do_lower_case", bool, True, "Lower-case the text.")
+
+
 def define_flags(fv, rows):
     """Defines flags on `fv` from rows `(name, type, default, help)`; a tuple of strings as the
     type defines an enum of those choices."""

@@ -502,6 +502,10 @@ def learn_wordpiece_vocab(
 
 
 # ----- SentencePiece ------------------------------------------------------------------------------
+# [PAD] is id 0 and [UNK] id 1, as `FullTokenizer` expects; no BOS/EOS pieces.
+_SENTENCEPIECE_IDS = dict(pad_id=0, pad_piece=PAD, unk_id=1, unk_piece=UNK, bos_id=-1, eos_id=-1)
+
+
 def learn_sentencepiece_vocab(
     corpus,
     output_prefix,
@@ -547,12 +551,7 @@ def learn_sentencepiece_vocab(
         model_writer=model,
         vocab_size=vocab_size,
         model_type=model_type,
-        pad_id=0,
-        pad_piece=PAD,
-        unk_id=1,
-        unk_piece=UNK,
-        bos_id=-1,
-        eos_id=-1,
+        **_SENTENCEPIECE_IDS,
         control_symbols=list(control_symbols),
         user_defined_symbols=list(user_defined_symbols),
         input_sentence_size=input_sentence_size,
@@ -606,12 +605,12 @@ NEGATIONS = {
 
 
 FLAGS = (
-    ("corpus_dir", str, None, "Directory of raw text files (any tf.io.gfile path)."),
+    cli.CORPUS_DIR,
     ("corpus_files", list, None, "Comma-separated corpus files or glob patterns."),
     ("output_file", str, None, "vocab.txt (WordPiece) or the SentencePiece output prefix."),
     ("model_type", MODEL_TYPES, "wordpiece", "wordpiece, or a SentencePiece unigram / bpe."),
     ("vocab_size", int, 30522, "Vocabulary size, special tokens included."),
-    ("do_lower_case", bool, True, "Lower-case the text."),
+    cli.DO_LOWER_CASE,
     ("strip_accents", bool, None, "WordPiece: strip accents; default: as --do_lower_case."),
     ("limit_alphabet", int, 1000, "WordPiece: characters kept (Chinese: thousands)."),
     ("num_unused", int, 0, "WordPiece: [unusedK] slots between [PAD] and [UNK]."),

@@ -71,6 +71,20 @@ def test_config_dict_and_json_round_trip(tmp_path):
     assert dataclasses.replace(config, hidden_size=8).embedding_size == 16
 
 
+def test_layers_read_every_bert_key_under_its_layer_argument_name():
+    # Distinct values, so that a key read under the wrong argument shows (the attention dropout
+    # taken from hidden_dropout_prob, say).
+    values = dict(hidden_act="relu", hidden_dropout_prob=0.3, attention_probs_dropout_prob=0.2)
+    config = EncoderConfig(vocab_size=50, hidden_size=16, num_attention_heads=4, **values)
+    block = TransformerEncoder(config).blocks[0]
+    assert (block.num_heads, block.activation) == (4, "relu")
+    assert (block.dropout_rate, block.attention_dropout_rate) == (0.3, 0.2)
+    config = dataclasses.replace(config, embedding_size=8, layer_norm_eps=1e-7)
+    embeddings = Embeddings.from_encoder_config(config)
+    assert (embeddings.embedding_size, embeddings.dropout_rate) == (8, 0.3)
+    assert (embeddings.vocab_size, embeddings.layer_norm_eps) == (50, 1e-7)
+
+
 def test_config_rejects_unknown_key_with_suggestion():
     with pytest.raises(ValueError, match="'hiden_size'.*'hidden_size'"):
         EncoderConfig.from_dict({"vocab_size": 50, "hiden_size": 16})

@@ -409,6 +409,13 @@ def _sts_task(name, splits):
     )
 
 
+def _paraphrase_task(name, splits, **kwargs):
+    """A GLUE paraphrase task (MRPC, QQP): sentence pairs labelled 0/1, accuracy and F1."""
+    return _task(
+        name, "classification", "tsv", splits, ("accuracy", "f1"), labels=_BINARY, **kwargs
+    )
+
+
 def _three(fields, test_fields=None, ext="tsv", header=True):
     """train/dev/test.<ext> with the same header flag; test may have its own fields."""
     return {
@@ -416,6 +423,11 @@ def _three(fields, test_fields=None, ext="tsv", header=True):
         "dev": (f"dev.{ext}", fields, header),
         "test": (f"test.{ext}", test_fields or fields, header),
     }
+
+
+def _files(fields, header=True, **names):
+    """{split: its file} with the same fields and header flag for every split."""
+    return {split: (name, fields, header) for split, name in names.items()}
 
 
 _BINARY = ("0", "1")
@@ -465,24 +477,9 @@ def _builtin_tasks():
             labels=_BINARY,
         ),
         _task("sst", cls, "tsv", _three(_columns(0, label=1), _columns(1)), acc, labels=_BINARY),
-        _task(
-            "mrpc",
-            cls,
-            "tsv",
-            _three(_columns(3, 4, 0), _columns(3, 4)),
-            ("accuracy", "f1"),
-            labels=_BINARY,
-            symmetric=True,
-        ),
+        _paraphrase_task("mrpc", _three(_columns(3, 4, 0), _columns(3, 4)), symmetric=True),
         _sts_task("sts", _three(_columns(-3, -2, -1), _columns(-2, -1))),
-        _task(
-            "qqp",
-            cls,
-            "tsv",
-            _three(_columns(3, 4, 5), _columns(1, 2)),
-            ("accuracy", "f1"),
-            labels=_BINARY,
-        ),
+        _paraphrase_task("qqp", _three(_columns(3, 4, 5), _columns(1, 2))),
         _task(
             "mnli",
             cls,
@@ -569,10 +566,7 @@ def _builtin_tasks():
             "nsmc",
             cls,
             "tsv",
-            {
-                "train": ("ratings_train.txt", _columns(1, label=2), True),
-                "test": ("ratings_test.txt", _columns(1, label=2), True),
-            },
+            _files(_columns(1, label=2), train="ratings_train.txt", test="ratings_test.txt"),
             acc,
             labels=_BINARY,
         ),
@@ -580,17 +574,18 @@ def _builtin_tasks():
             "kornli",
             cls,
             "tsv",
-            {
-                "train": ("multinli.train.ko.tsv", _columns(0, 1, 2), True),
-                "dev": ("xnli.dev.ko.tsv", _columns(0, 1, 2), True),
-                "test": ("xnli.test.ko.tsv", _columns(0, 1, 2), True),
-            },
+            _files(
+                _columns(0, 1, 2),
+                train="multinli.train.ko.tsv",
+                dev="xnli.dev.ko.tsv",
+                test="xnli.test.ko.tsv",
+            ),
             acc,
             labels=_NLI,
         ),
         _sts_task(
             "korsts",
-            {s: (f"sts-{s}.tsv", _columns(5, 6, 4), True) for s in ("train", "dev", "test")},
+            _files(_columns(5, 6, 4), **{s: f"sts-{s}.tsv" for s in ("train", "dev", "test")}),
         ),
         _task(
             "question_pair",
@@ -607,10 +602,7 @@ def _builtin_tasks():
             "hate_speech",
             cls,
             "tsv",
-            {
-                "train": ("train.tsv", _columns(1, label=3), True),
-                "test": ("val.tsv", _columns(1, label=3), True),
-            },
+            _files(_columns(1, label=3), train="train.tsv", test="val.tsv"),
             ("f1_macro", "accuracy"),
             labels=("none", "offensive", "hate"),
         ),

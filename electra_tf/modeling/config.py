@@ -2,6 +2,7 @@
 
 import dataclasses
 import difflib
+import inspect
 from typing import Any
 
 from electra_tf import fileio
@@ -38,6 +39,15 @@ class DictConfig:
         fileio.write_json_atomic(path, self.to_dict(), sort_keys=True)
 
 
+# Layer arguments named other than the config key they are read from (`BertConfig.layer_kwargs`).
+LAYER_ARGUMENTS = {
+    "num_heads": "num_attention_heads",
+    "activation": "hidden_act",
+    "dropout_rate": "hidden_dropout_prob",
+    "attention_dropout_rate": "attention_probs_dropout_prob",
+}
+
+
 @dataclasses.dataclass
 class BertConfig(DictConfig):
     """The keys of BERT's `bert_config.json` (and Hugging Face's `BertConfig`) with BERT-Base's
@@ -55,6 +65,17 @@ class BertConfig(DictConfig):
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
+
+    def layer_kwargs(self, layer_class):
+        """The arguments of `layer_class` that this config sets: each argument named as a config
+        key, or as its translation in `LAYER_ARGUMENTS` (`activation` <- `hidden_act`, ...), so
+        the BERT-key -> layer-argument renaming has this one owner."""
+        parameters = inspect.signature(layer_class.__init__).parameters
+        return {
+            name: getattr(self, LAYER_ARGUMENTS.get(name, name))
+            for name in parameters
+            if hasattr(self, LAYER_ARGUMENTS.get(name, name))
+        }
 
     def bert_values(self):
         """{key: value} of the `bert_config.json` keys alone (what a plain BERT of the same shape

@@ -59,16 +59,7 @@ class Embeddings(ConfigLayer):
     @classmethod
     def from_encoder_config(cls, config: EncoderConfig, **kwargs):
         """The embeddings an encoder with `config` would make for itself."""
-        return cls(
-            vocab_size=config.vocab_size,
-            embedding_size=config.embedding_size,
-            max_position_embeddings=config.max_position_embeddings,
-            type_vocab_size=config.type_vocab_size,
-            initializer_range=config.initializer_range,
-            layer_norm_eps=config.layer_norm_eps,
-            dropout_rate=config.hidden_dropout_prob,
-            **kwargs,
-        )
+        return cls(**config.layer_kwargs(cls), **kwargs)
 
     def build(self, input_shape=None):
         # Weight shapes do not depend on the input, so `build()` may be called

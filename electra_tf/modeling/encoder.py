@@ -71,15 +71,7 @@ class TransformerEncoder(keras.layers.Layer):
             )
         self.blocks = [
             TransformerBlock(
-                num_heads=config.num_attention_heads,
-                intermediate_size=config.intermediate_size,
-                activation=config.hidden_act,
-                dropout_rate=config.hidden_dropout_prob,
-                attention_dropout_rate=config.attention_probs_dropout_prob,
-                initializer_range=config.initializer_range,
-                layer_norm_eps=config.layer_norm_eps,
-                dtype=self.dtype_policy,
-                name=f"layer_{i}",
+                **config.layer_kwargs(TransformerBlock), dtype=self.dtype_policy, name=f"layer_{i}"
             )
             for i in range(config.num_hidden_layers)
         ]

@@ -508,15 +508,7 @@ class MobileBertBlock(ConfiguredLayer):
         self.attention_norm.build(inner)
         self.ffns = []
         for j in range(c.num_feedforward_networks - 1):
-            ffn = MobileBertFFN(
-                c.intermediate_size,
-                activation=c.hidden_act,
-                normalization_type=c.normalization_type,
-                initializer_range=c.initializer_range,
-                layer_norm_eps=c.layer_norm_eps,
-                dtype=dtype,
-                name=f"ffn_layer_{j}",
-            )
+            ffn = MobileBertFFN(**c.layer_kwargs(MobileBertFFN), dtype=dtype, name=f"ffn_layer_{j}")
             ffn.build(inner)
             self.ffns.append(ffn)
         self.intermediate, self.output_dense = feed_forward(
@@ -743,14 +735,8 @@ class MobileBertMaskedLMHead(TiedHead):
 
 def masked_lm_head_for(encoder, **kwargs):
     """The `MobileBertMaskedLMHead` tied to `encoder`'s embeddings, sized by its config."""
-    c = encoder.config
     return MobileBertMaskedLMHead(
-        encoder.embeddings,
-        hidden_size=c.hidden_size,
-        activation=c.hidden_act,
-        initializer_range=c.initializer_range,
-        layer_norm_eps=c.layer_norm_eps,
-        **kwargs,
+        encoder.embeddings, **encoder.config.layer_kwargs(MobileBertMaskedLMHead), **kwargs
     )
 
 

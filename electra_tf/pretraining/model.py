@@ -184,95 +184,107 @@ class PretrainingModel(keras.Model):
         }
         total_loss = self.gen_weight * mlm_loss
         if self.electra_objective:
-            disallow = tf.one_hot(mlm_ids, self.vocab_size) if self.disallow_correct else None
-            sampled = tf.stop_gradient(
-                masking.sample_from_softmax(
-                    logits / self.temperature, sample_seed, disallow=disallow
-                )
-            )  # [B, P] ids
-            fake_ids = masking.scatter_update(
-                features["input_ids"],
-                sampled,
-                positions,
-                mlm_weights,
-                average_duplicates=self.masking_with_replacement,  # the reference's floor mean
+            sampled, fake_ids = self.sample_fakes(
+                features["input_ids"], logits, masked, sample_seed
             )
             labels = tf.cast(tf.not_equal(fake_ids, features["input_ids"]), tf.int32)  # [B, T]
-            disc_inputs = _encoder_inputs(features, fake_ids)
-            disc_sequence = self.discriminator(disc_inputs, training=training)["sequence_output"]
-            disc_logits = self.discriminator_head(disc_sequence)  # [B, T] float32
-            weights = tf.cast(features["input_mask"], tf.float32)
-            losses = (
-                tf.nn.sigmoid_cross_entropy_with_logits(
-                    labels=tf.cast(labels, tf.float32), logits=disc_logits
-                )
-                * weights
-            )
-            disc_loss = tf.reduce_sum(losses) / (tf.reduce_sum(weights) + 1e-6)
-            total_loss += self.disc_weight * disc_loss
-            outputs.update(
-                {
-                    "disc_loss": disc_loss,
-                    # The reference's disc_loss metric: each example's mean over its real tokens.
-                    "disc_per_example_loss": tf.reduce_sum(losses, -1)
-                    / (tf.reduce_sum(weights, -1) + 1e-6),
-                    "disc_labels": labels,
-                    "disc_probs": tf.sigmoid(disc_logits),
-                    "disc_preds": tf.cast(disc_logits > 0, tf.int32),
-                    "sampled_ids": sampled,
-                    "input_mask": features["input_mask"],
-                }
-            )
+            disc_logits = self.discriminator_logits(features, fake_ids, training)
+            outputs.update(_discriminator_outputs(disc_logits, labels, features["input_mask"]))
+            outputs["sampled_ids"] = sampled
+            total_loss += self.disc_weight * outputs["disc_loss"]
         outputs["loss"] = total_loss
         return outputs
 
+    def sample_fakes(self, input_ids, logits, masked, seed):
+        """Samples from the generator's [B, P, V] `logits` (temperature, `disallow_correct`) and
+        writes the samples into the masked positions; returns the [B, P] samples and the [B, T]
+        corrupted ids."""
+        mlm_ids = masked["masked_lm_ids"]
+        disallow = tf.one_hot(mlm_ids, self.vocab_size) if self.disallow_correct else None
+        sampled = tf.stop_gradient(
+            masking.sample_from_softmax(logits / self.temperature, seed, disallow=disallow)
+        )
+        fake_ids = masking.scatter_update(
+            input_ids,
+            sampled,
+            masked["masked_lm_positions"],
+            masked["masked_lm_weights"],
+            average_duplicates=self.masking_with_replacement,  # the reference's floor mean
+        )
+        return sampled, fake_ids
+
+    def discriminator_logits(self, features, fake_ids, training):
+        """[B, T] float32 replaced-token logits of the discriminator on the corrupted ids."""
+        disc_inputs = _encoder_inputs(features, fake_ids)
+        disc_sequence = self.discriminator(disc_inputs, training=training)["sequence_output"]
+        return self.discriminator_head(disc_sequence)
+
     def get_config(self):
+        """The discriminator and its head, the generator's networks (`_generator_config`, with
+        their sharing) and the scalar settings."""
         config = super().get_config()
-        shares_all = self.generator is self.discriminator
+        head = self.discriminator_head
         config.update(
             {
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-                "generator": None
-                if self.generator is None or shares_all
-                else keras.saving.serialize_keras_object(self.generator),
-                "generator_is_discriminator": shares_all,
-                "generator_embeddings": None
-                if self.generator is None
-                or self.generator.embeddings is self.discriminator.embeddings
-                else keras.saving.serialize_keras_object(self.generator.embeddings),
-                "generator_head": None
-                if self.generator_head is None
-                else _without_embeddings(self.generator_head.get_config()),
                 "discriminator_head": None
-                if self.discriminator_head is None
-                else keras.saving.serialize_keras_object(self.discriminator_head),
+                if head is None
+                else keras.saving.serialize_keras_object(head),
                 "mask_id": self.mask_id,
                 "special_ids": list(self.special_ids),
-                "max_seq_length": self.max_seq_length,
-                "mask_prob": self.mask_prob,
-                "max_predictions_per_seq": self.max_predictions_per_seq,
-                "mask_strategy": self.mask_strategy,
-                "masking_with_replacement": self.masking_with_replacement,
                 "continuation_ids": self.continuation_ids,
-                "gen_weight": self.gen_weight,
-                "disc_weight": self.disc_weight,
-                "temperature": self.temperature,
-                "disallow_correct": self.disallow_correct,
+                **{key: getattr(self, key) for key in _CONFIG_SCALARS},
+                **self._generator_config(),
             }
         )
         return config
 
+    def _generator_config(self):
+        shares_all = self.generator is self.discriminator
+        own_embeddings = (
+            self.generator is not None
+            and self.generator.embeddings is not self.discriminator.embeddings
+        )
+        return {
+            "generator": None
+            if self.generator is None or shares_all
+            else keras.saving.serialize_keras_object(self.generator),
+            "generator_is_discriminator": shares_all,
+            "generator_embeddings": keras.saving.serialize_keras_object(self.generator.embeddings)
+            if own_embeddings
+            else None,
+            "generator_head": None
+            if self.generator_head is None
+            else _without_embeddings(self.generator_head.get_config()),
+        }
+
     @classmethod
     def from_config(cls, config):
-        """Rebuilds the networks with the same sharing (embeddings, or the whole encoder)."""
+        """Rebuilds the discriminator, then the generator's networks with the same sharing."""
         config = dict(config)
-        discriminator, discriminator_head = _pop_discriminator(config)
+        discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
+        head = config.pop("discriminator_head")
+        if head is not None:
+            head = keras.saving.deserialize_keras_object(
+                head, custom_objects={"DiscriminatorHead": DiscriminatorHead}
+            )
+        for key in ("trainable", "dtype"):
+            config.pop(key, None)
+        generator_networks = cls._pop_generator(config, discriminator)
+        return cls(discriminator, *generator_networks, head, **config)
+
+    @classmethod
+    def _pop_generator(cls, config, discriminator):
+        """The generator and its head, sharing the discriminator's embeddings or whole encoder as
+        `_generator_config` recorded."""
         generator_config = config.pop("generator")
         own_embeddings = config.pop("generator_embeddings")
-        generator = None
+        head_config = config.pop("generator_head")
         if config.pop("generator_is_discriminator"):
             generator = discriminator
-        elif generator_config is not None:
+        elif generator_config is None:
+            return None, None
+        else:
             inner = generator_config["config"]
             embeddings = (
                 discriminator.embeddings
@@ -282,25 +294,28 @@ class PretrainingModel(keras.Model):
             generator = TransformerEncoder(
                 inner["config"], embeddings=embeddings, name=inner.get("name")
             )
-        head_config = config.pop("generator_head")
-        generator_head = None
-        if head_config is not None:
-            generator_head = MaskedLMHead(generator.embeddings, **head_config)
-        return cls(discriminator, generator, generator_head, discriminator_head, **config)
+        return generator, MaskedLMHead(generator.embeddings, **head_config)
 
 
-def _pop_discriminator(config):
-    """Pops what every pre-training model's config holds alike: the discriminator and its head
-    (None for a masked LM), deserialized, and Keras' own keys; returns the two networks."""
-    discriminator = keras.saving.deserialize_keras_object(config.pop("discriminator"))
-    head = config.pop("discriminator_head")
-    if head is not None:
-        head = keras.saving.deserialize_keras_object(
-            head, custom_objects={"DiscriminatorHead": DiscriminatorHead}
+def _discriminator_outputs(disc_logits, labels, input_mask):
+    """The discriminator's loss (sigmoid cross-entropy over the real tokens) and metric inputs,
+    from its [B, T] logits and 0/1 replaced labels."""
+    weights = tf.cast(input_mask, tf.float32)
+    losses = (
+        tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.float32), logits=disc_logits
         )
-    for key in ("trainable", "dtype"):
-        config.pop(key, None)
-    return discriminator, head
+        * weights
+    )
+    return {
+        "disc_loss": tf.reduce_sum(losses) / (tf.reduce_sum(weights) + 1e-6),
+        # The reference's disc_loss metric: each example's mean over its real tokens.
+        "disc_per_example_loss": tf.reduce_sum(losses, -1) / (tf.reduce_sum(weights, -1) + 1e-6),
+        "disc_labels": labels,
+        "disc_probs": tf.sigmoid(disc_logits),
+        "disc_preds": tf.cast(disc_logits > 0, tf.int32),
+        "input_mask": input_mask,
+    }
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -400,19 +415,8 @@ class ElectricModel(PretrainingModel):
         mlm_loss = tf.reduce_sum(mlm_weights * mlm_nll) / (tf.reduce_sum(mlm_weights) + 1e-6)
 
         if fake_input_ids is None:
-            disallow = tf.one_hot(mlm_ids, self.vocab_size) if self.disallow_correct else None
-            sampled = tf.stop_gradient(
-                masking.sample_from_softmax(
-                    logits / self.temperature, sample_seed, disallow=disallow
-                )
-            )  # [B, P]
-            fake_ids = masking.scatter_update(
-                input_ids,
-                sampled,
-                positions,
-                mlm_weights,
-                average_duplicates=self.masking_with_replacement,
-            )
+            masked = dict(masked, masked_lm_weights=mlm_weights)
+            sampled, fake_ids = self.sample_fakes(input_ids, logits, masked, sample_seed)
         else:
             fake_ids = tf.cast(fake_input_ids, input_ids.dtype)
             sampled = tf.gather(fake_ids, positions, batch_dims=1)
@@ -425,61 +429,40 @@ class ElectricModel(PretrainingModel):
             labels = tf.cast(tf.not_equal(fake_ids, input_ids), tf.int32)
         labels = tf.cast(labels, tf.int32)  # [B, T]
 
-        disc_inputs = _encoder_inputs(features, fake_ids)
-        disc_sequence = self.discriminator(disc_inputs, training=training)["sequence_output"]
-        disc_logits = self.discriminator_head(disc_sequence)  # [B, T]
+        disc_logits = self.discriminator_logits(features, fake_ids, training)
         if self.electric_objective:
             log_q = tf.stop_gradient(tf.gather(cloze_log_probs, fake_ids, batch_dims=2))
             disc_logits = disc_logits + log_q + self.log_noise_ratio
-        weights = tf.cast(input_mask, tf.float32)
-        losses = (
-            tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.cast(labels, tf.float32), logits=disc_logits
-            )
-            * weights
-        )
-        disc_loss = tf.reduce_sum(losses) / (tf.reduce_sum(weights) + 1e-6)
-        return {
-            "loss": self.gen_weight * cloze_loss + self.disc_weight * disc_loss,
-            "cloze_loss": cloze_loss,
-            "mlm_loss": mlm_loss,
-            "mlm_nll": mlm_nll,
-            "masked_lm_ids": mlm_ids,
-            "masked_lm_weights": mlm_weights,
-            "masked_lm_preds": tf.argmax(logits, -1, output_type=tf.int32),
-            "disc_loss": disc_loss,
-            "disc_per_example_loss": tf.reduce_sum(losses, -1)
-            / (tf.reduce_sum(weights, -1) + 1e-6),
-            "disc_labels": labels,
-            "disc_probs": tf.sigmoid(disc_logits),
-            "disc_preds": tf.cast(disc_logits > 0, tf.int32),
-            "sampled_ids": sampled,
-            "fake_input_ids": fake_ids,
-            "input_mask": input_mask,
-        }
-
-    def get_config(self):
-        config = super().get_config()
-        for key in ("generator", "generator_is_discriminator", "generator_embeddings"):
-            config.pop(key)
-        config.pop("generator_head")
-        config.update(
+        outputs = _discriminator_outputs(disc_logits, labels, input_mask)
+        outputs.update(
             {
-                "generator_ltr": keras.saving.serialize_keras_object(self.generator_ltr),
-                "generator_rtl": keras.saving.serialize_keras_object(self.generator_rtl),
-                "untied_generator_embeddings": self.generator_ltr.embeddings
-                is not self.discriminator.embeddings,
-                "cloze_head": _without_embeddings(self.cloze_head.get_config()),
-                "electric_objective": self.electric_objective,
+                "loss": self.gen_weight * cloze_loss + self.disc_weight * outputs["disc_loss"],
+                "cloze_loss": cloze_loss,
+                "mlm_loss": mlm_loss,
+                "mlm_nll": mlm_nll,
+                "masked_lm_ids": mlm_ids,
+                "masked_lm_weights": mlm_weights,
+                "masked_lm_preds": tf.argmax(logits, -1, output_type=tf.int32),
+                "sampled_ids": sampled,
+                "fake_input_ids": fake_ids,
             }
         )
-        return config
+        return outputs
+
+    def _generator_config(self):
+        return {
+            "generator_ltr": keras.saving.serialize_keras_object(self.generator_ltr),
+            "generator_rtl": keras.saving.serialize_keras_object(self.generator_rtl),
+            "untied_generator_embeddings": self.generator_ltr.embeddings
+            is not self.discriminator.embeddings,
+            "cloze_head": _without_embeddings(self.cloze_head.get_config()),
+            "electric_objective": self.electric_objective,
+        }
 
     @classmethod
-    def from_config(cls, config):
-        """Rebuilds the towers sharing the discriminator's embeddings (unless untied)."""
-        config = dict(config)
-        discriminator, discriminator_head = _pop_discriminator(config)
+    def _pop_generator(cls, config, discriminator):
+        """The two towers (sharing the discriminator's embeddings unless untied) and the cloze
+        head; `electric_objective` stays in `config`."""
         shared = None if config.pop("untied_generator_embeddings") else discriminator.embeddings
         towers = []
         for key in ("generator_ltr", "generator_rtl"):
@@ -492,8 +475,7 @@ class ElectricModel(PretrainingModel):
                     name=inner.get("name"),
                 )
             )
-        cloze_head = MaskedLMHead(towers[0].embeddings, **config.pop("cloze_head"))
-        return cls(discriminator, *towers, cloze_head, discriminator_head, **config)
+        return (*towers, MaskedLMHead(towers[0].embeddings, **config.pop("cloze_head")))
 
 
 # `PretrainingModel` arguments that are `PretrainingConfig` hparams of the same name.
@@ -524,14 +506,9 @@ def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None)
             config.generator_hparams(),
             untied_generator_embeddings=config.untied_generator_embeddings,
         )
+        # The networks' fields are named as the models' arguments.
         return ElectricModel(
-            towers.discriminator,
-            towers.generator_ltr,
-            towers.generator_rtl,
-            towers.cloze_head,
-            towers.discriminator_head,
-            electric_objective=config.electric_objective,
-            **settings,
+            **vars(towers), electric_objective=config.electric_objective, **settings
         )
     nets = networks_lib.build_pretraining_networks(
         config.model_hparams(),
@@ -541,13 +518,7 @@ def build_pretraining_model(config, mask_id, special_ids, continuation_ids=None)
         untied_generator=config.untied_generator,
         untied_generator_embeddings=config.untied_generator_embeddings,
     )
-    return PretrainingModel(
-        nets.discriminator,
-        nets.generator,
-        nets.generator_head,
-        nets.discriminator_head,
-        **settings,
-    )
+    return PretrainingModel(**vars(nets), **settings)
 
 
 def _without_embeddings(head_config):

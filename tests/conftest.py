@@ -25,6 +25,10 @@ TINY_ENCODER = dict(
 TINY_ELECTRA = dict(
     hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64
 )
+# The hparams of that tiny ELECTRA, embeddings 16 wide (a pre-training or fine-tuning config).
+TINY_ELECTRA_HPARAMS = dict(
+    model_size="small", model_hparam_overrides=TINY_ELECTRA, embedding_size=16
+)
 
 
 def shared_path(*parts):
@@ -97,46 +101,31 @@ def build_pretraining_data(data_dir, max_seq_length, **options):
 
 
 def tiny_pretraining_config(data_dir, name, vocab_size, **overrides):
-    """A `PretrainingConfig` of a tiny ELECTRA (2 layers of width 32, embeddings 16) on 32 tokens:
-    six steps in two host loops, a checkpoint after each, two evaluation batches; `overrides`
-    replace any of it."""
-    from electra_tf.pretraining.config import (  # pylint: disable=import-outside-toplevel
-        PretrainingConfig,
-    )
-
+    """A `short_pretraining_config` of the tiny ELECTRA on 32 tokens: six steps in two host
+    loops, two of them warm-up, two evaluation batches of 8; `overrides` replace any of it."""
     hparams = dict(
-        model_size="small",
-        model_hparam_overrides=dict(TINY_ELECTRA),
-        embedding_size=16,
+        TINY_ELECTRA_HPARAMS,
         vocab_size=vocab_size,
         max_seq_length=32,
-        train_batch_size=8,
         eval_batch_size=8,
-        num_train_steps=6,
         num_warmup_steps=2,
-        iterations_per_loop=3,
-        save_checkpoints_steps=3,
         num_eval_steps=2,
         learning_rate=1e-3,
     )
-    hparams.update(overrides)
-    return PretrainingConfig(name, data_dir, **hparams)
+    return short_pretraining_config(name, data_dir, steps=6, loops=2, **{**hparams, **overrides})
 
 
-def short_pretraining_config(name, data_dir, steps=4, **hparams):
-    """A `PretrainingConfig` of `steps` steps at batch 8 with one warm-up step, one host loop and
-    one checkpoint over the run: the model directory a fine-tuning or conversion test starts
-    from. `hparams` add to that schedule or override it."""
+def short_pretraining_config(name, data_dir, steps=4, loops=1, **hparams):
+    """A `PretrainingConfig` of `steps` steps at batch 8 with one warm-up step, in `loops` host
+    loops with a checkpoint after each: the model directory a fine-tuning or conversion test
+    starts from. `hparams` add to that schedule or override it."""
     from electra_tf.pretraining.config import (  # pylint: disable=import-outside-toplevel
         PretrainingConfig,
     )
 
-    schedule = dict(
-        train_batch_size=8,
-        num_train_steps=steps,
-        num_warmup_steps=1,
-        iterations_per_loop=steps,
-        save_checkpoints_steps=steps,
+    schedule = dict(train_batch_size=8, num_train_steps=steps, num_warmup_steps=1)
+    schedule.update(
+        dict.fromkeys(("iterations_per_loop", "save_checkpoints_steps"), steps // loops)
     )
     return PretrainingConfig(name, data_dir, **{**schedule, **hparams})
 

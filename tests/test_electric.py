@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import TINY_ELECTRA, shared_path
+from conftest import TINY_ELECTRA_HPARAMS, shared_path
 
 from electra_tf.conversion import reference
 from electra_tf.modeling import networks
@@ -17,12 +17,7 @@ from electra_tf.pretraining.model import ElectricModel, build_pretraining_model
 from electra_tf.pretraining.trainer import EVAL_METRICS, run_pretraining
 
 ELECTRIC = {"electric_objective": True, "two_tower_generator": True, "electra_objective": False}
-TINY = {
-    "model_size": "small",
-    "model_hparam_overrides": TINY_ELECTRA,
-    "embedding_size": 16,
-    "generator_hidden_size": 0.5,
-}
+TINY = {**TINY_ELECTRA_HPARAMS, "generator_hidden_size": 0.5}
 
 
 def _golden():

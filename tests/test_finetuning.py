@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import (
+    TINY_ELECTRA,
     build_pretraining_data,
     run_entry_point,
     run_python,
@@ -23,10 +24,9 @@ from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.pretraining.trainer import Pretrainer
 from electra_tf.training import model_dir as model_dir_lib
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 # The tiny encoder over the Korean cased vocabulary that the fine-tuning tests pre-train.
 KOREAN_TINY = dict(
-    model_hparam_overrides=TINY, embedding_size=16, vocab_size=32200, do_lower_case=False
+    model_hparam_overrides=TINY_ELECTRA, embedding_size=16, vocab_size=32200, do_lower_case=False
 )
 # Small, fast fine-tuning settings; the model's shape comes from its encoder_config.json.
 FAST = {
@@ -385,7 +385,7 @@ def test_restore_is_exact_and_errors_name_what_is_missing(data_dir, tmp_path):
                 task_names=["korsts"],
                 init_checkpoint="ram://nowhere/ckpt-4",
                 model_dir=scratch,
-                model_hparam_overrides=TINY,
+                model_hparam_overrides=TINY_ELECTRA,
                 embedding_size=16,
                 vocab_size=32200,
             )

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from conftest import (
     REPO_ROOT,
-    TINY_ELECTRA,
+    TINY_ELECTRA_HPARAMS,
     build_pretraining_data,
     run_entry_point,
     shared_path,
@@ -324,9 +324,7 @@ def test_command_line_with_dashed_flags_and_hparams_file(data_dir, tmp_path):
     hparams.write_text(
         json.dumps(
             {
-                "model_size": "small",
-                "model_hparam_overrides": TINY_ELECTRA,
-                "embedding_size": 16,
+                **TINY_ELECTRA_HPARAMS,
                 "vocab_size": len(WORDS) + 5,
                 "max_seq_length": 32,
                 "train_batch_size": 8,

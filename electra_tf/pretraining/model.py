@@ -240,6 +240,8 @@ class PretrainingModel(keras.Model):
         return config
 
     def _generator_config(self):
+        """The generator's networks as config entries; a model with another kind of generator
+        (`ElectricModel`) overrides this and `_pop_generator`, the rest of the config is shared."""
         shares_all = self.generator is self.discriminator
         own_embeddings = (
             self.generator is not None

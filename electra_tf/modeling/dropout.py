@@ -21,6 +21,12 @@ class Dropout(ConfigLayer):
 
     The random state lives in a Keras `SeedGenerator` (a variable the training loop
     checkpoints), so a resumed run continues the same stream.
+
+    Example:
+
+    >>> dropped = Dropout(0.5, seed=0)(tf.ones((1000,)), training=True)
+    >>> sorted(set(dropped.numpy().tolist()))  # dropped, or kept and scaled by 1 / (1 - 0.5)
+    [0.0, 2.0]
     """
 
     def __init__(self, rate, seed=None, **kwargs):

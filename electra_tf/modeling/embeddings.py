@@ -36,6 +36,12 @@ class Embeddings(ConfigLayer):
 
     Weights: `word_embeddings` [vocab, E], `position_embeddings` [max_pos, E],
     `token_type_embeddings` [type_vocab, E], `layer_norm/{gamma,beta}` [E].
+
+    Example:
+
+    >>> embeddings = Embeddings(vocab_size=30, embedding_size=8, max_position_embeddings=16)
+    >>> embeddings(tf.ones((2, 5), tf.int32), tf.zeros((2, 5), tf.int32)).shape
+    TensorShape([2, 5, 8])
     """
 
     def __init__(

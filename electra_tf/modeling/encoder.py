@@ -38,6 +38,15 @@ class TransformerEncoder(keras.layers.Layer):
       pooled_output: [B, H], `sequence_output[:, 0]` (ELECTRA has no pooler).
       embedding_output: [B, T, H], the input of the first block.
       encoder_outputs: list of every block's output, [B, T, H] each.
+
+    Example:
+
+    >>> from electra_tf.modeling import EncoderConfig
+    >>> encoder = TransformerEncoder(EncoderConfig(vocab_size=30, hidden_size=16,
+    ...     num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, embedding_size=8))
+    >>> outputs = encoder({"input_ids": tf.ones((2, 5), tf.int32)})
+    >>> outputs["sequence_output"].shape, len(outputs["encoder_outputs"])
+    (TensorShape([2, 5, 16]), 2)
     """
 
     def __init__(self, config, embeddings=None, attention_direction=None, **kwargs):

@@ -41,6 +41,11 @@ class DiscriminatorHead(ConfigLayer):
 
     Weights: `dense/{kernel [H, H], bias [H]}`,
     `dense_prediction/{kernel [H, 1], bias [1]}`.
+
+    Example:
+
+    >>> DiscriminatorHead()(tf.ones((2, 5, 16))).shape
+    TensorShape([2, 5])
     """
 
     def __init__(self, activation="gelu", initializer_range=0.02, **kwargs):
@@ -100,6 +105,15 @@ class MaskedLMHead(TiedHead):
 
     Weights (besides the tied table): `dense/{kernel [H, E], bias [E]}`,
     `layer_norm/{gamma,beta}` [E], `output_bias` [vocab] (kept in float32).
+
+    Example:
+
+    >>> from electra_tf.modeling import Embeddings
+    >>> embeddings = Embeddings(vocab_size=30, embedding_size=8, max_position_embeddings=16)
+    >>> embeddings.build()
+    >>> head = MaskedLMHead(embeddings)
+    >>> head(gather_positions(tf.ones((2, 5, 16)), tf.constant([[1, 3], [0, 2]]))).shape
+    TensorShape([2, 2, 30])
     """
 
     def __init__(

@@ -85,6 +85,11 @@ class SelfAttention(ConfigLayer):
     Weights: `{query,key,value}/kernel` [H, N, D], `{query,key,value}/bias`
     [N, D], `output/kernel` [N, D, H], `output/bias` [H]. Einsum letters follow
     the same names: b batch, t/s query/key position, h hidden, n head, d head size.
+
+    Example:
+
+    >>> SelfAttention(num_heads=2, head_size=8)(tf.ones((2, 5, 16))).shape
+    TensorShape([2, 5, 16])
     """
 
     def __init__(self, num_heads, head_size, dropout_rate=0.0, initializer_range=0.02, **kwargs):
@@ -143,6 +148,12 @@ class TransformerBlock(ConfigLayer):
     Weights: `attention/...` (see `SelfAttention`), `attention_layer_norm`,
     `intermediate/{kernel [H, I], bias [I]}`, `output/{kernel [I, H], bias [H]}`,
     `output_layer_norm`.
+
+    Example:
+
+    >>> block = TransformerBlock(num_heads=2, intermediate_size=32)
+    >>> block(tf.ones((2, 5, 16)), input_mask=tf.constant([[1] * 5, [1, 1, 1, 0, 0]])).shape
+    TensorShape([2, 5, 16])
     """
 
     def __init__(

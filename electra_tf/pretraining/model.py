@@ -458,13 +458,15 @@ class ElectricModel(PretrainingModel):
             "untied_generator_embeddings": self.generator_ltr.embeddings
             is not self.discriminator.embeddings,
             "cloze_head": _without_embeddings(self.cloze_head.get_config()),
-            "electric_objective": self.electric_objective,
         }
+
+    def get_config(self):
+        return {**super().get_config(), "electric_objective": self.electric_objective}
 
     @classmethod
     def _pop_generator(cls, config, discriminator):
         """The two towers (sharing the discriminator's embeddings unless untied) and the cloze
-        head; `electric_objective` stays in `config`."""
+        head."""
         shared = None if config.pop("untied_generator_embeddings") else discriminator.embeddings
         towers = []
         for key in ("generator_ltr", "generator_rtl"):

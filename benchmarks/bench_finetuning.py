@@ -17,11 +17,14 @@ windows with `--doc_stride`, n-best decoding). Per task, in one process:
   decoding, metrics) after a first, tracing call; its examples/s counts features (QA windows) as
   training does; for QA the Python decoding (`qa.postprocess_qa`) is also timed alone;
 - the former predictor (every row at full length through the strategy's distributed dataset,
-  still the several-replica path), timed on the same rows between two calls of the current one.
+  still the several-replica path), timed on the same rows between two calls of the current one;
+- memory: the process's peak resident set after training and at the end; run one task per process
+  (`--tasks NAME`) for each task's own peak.
 """
 
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -83,6 +86,11 @@ _SIZE_FLAGS = ("model_size", "max_seq_length", "doc_stride", "max_query_length")
 _BATCH_SIZES = ("train_batch_size", "eval_batch_size", "predict_batch_size")
 
 
+def _peak_rss_mb():
+    """This process's peak resident memory so far, in MB (the kernel's accounting)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def bench_task(args, name, data_dir):
     config = FinetuningConfig(
         "bench",
@@ -109,6 +117,7 @@ def bench_task(args, name, data_dir):
     _, first_seconds = _timed(lambda: train_loop.train(stop_at=args.steps))
     _, train_seconds = _timed(train_loop.train)
     train_rate = args.steps * args.batch_size / train_seconds
+    peak_after_training = _peak_rss_mb()
 
     def steps_alone():  # no checkpoint write, no tracing: as bench_pretraining times a step
         means, _ = train_loop._loop_fn(tf.constant(args.steps))  # pylint: disable=protected-access
@@ -148,6 +157,9 @@ def bench_task(args, name, data_dir):
         "predict_examples_per_second": round(n_eval / min(times["current"]), 2),
         "former_predict_examples_per_second": round(n_eval / times["former"][0], 2),
         "predict_vs_former": round(times["former"][0] / min(times["current"]), 2),
+        # The process's peak so far: one task per process (--tasks NAME) gives that task's own.
+        "peak_rss_mb_after_training": peak_after_training,
+        "peak_rss_mb": _peak_rss_mb(),
     }
     if task.kind == "span_qa":
         _, decode_seconds = _timed(lambda: runner._decode_qa(task, data, outputs))  # pylint: disable=protected-access
@@ -182,7 +194,8 @@ def main():
     results["load_after"] = os.getloadavg()[0]
     print(
         f"{'task':14s} {'train ex/s':>10s} {'steps alone':>11s} {'eval ex/s':>9s} "
-        f"{'eval/train':>10s} {'eval/steps':>10s} {'predict':>8s} {'former':>7s} {'speed-up':>8s}"
+        f"{'eval/train':>10s} {'eval/steps':>10s} {'predict':>8s} {'former':>7s} {'speed-up':>8s} "
+        f"{'peak MB':>8s}"
     )
     for name in args.tasks.split(","):
         r = results[name]
@@ -192,7 +205,7 @@ def main():
             f"{r['evaluate_examples_per_second']:9.2f} {r['evaluate_vs_train']:9.2f}x "
             f"{r['evaluate_vs_train_steps_alone']:9.2f}x "
             f"{r['predict_examples_per_second']:8.2f} {r['former_predict_examples_per_second']:7.2f} "
-            f"{r['predict_vs_former']:7.2f}x"
+            f"{r['predict_vs_former']:7.2f}x {r['peak_rss_mb']:8d}"
         )
     print(f"load average (1 min) before/after: {results['load_before']} / {results['load_after']}")
     bench_report.write_json(args.json, results)

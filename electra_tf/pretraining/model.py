@@ -208,7 +208,7 @@ class PretrainingModel(keras.Model):
             input_ids,
             sampled,
             masked["masked_lm_positions"],
-            masked["masked_lm_weights"],
+            tf.cast(masked["masked_lm_weights"], tf.float32),
             average_duplicates=self.masking_with_replacement,  # the reference's floor mean
         )
         return sampled, fake_ids
@@ -417,7 +417,6 @@ class ElectricModel(PretrainingModel):
         mlm_loss = tf.reduce_sum(mlm_weights * mlm_nll) / (tf.reduce_sum(mlm_weights) + 1e-6)
 
         if fake_input_ids is None:
-            masked = dict(masked, masked_lm_weights=mlm_weights)
             sampled, fake_ids = self.sample_fakes(input_ids, logits, masked, sample_seed)
         else:
             fake_ids = tf.cast(fake_input_ids, input_ids.dtype)
